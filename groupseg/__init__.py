@@ -1,0 +1,25 @@
+"""groupseg: GroupViT for open-vocabulary zero-shot semantic segmentation, on mmsegmentation 1.x and open_clip."""
+from . import compat
+
+compat.apply()
+
+from .models import GroupViT, GroupViTConfig, build_config  # noqa: E402
+from .tokenizer import tokenize  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Heavier entry points import lazily, so `import groupseg` stays quick for the model-only user.
+    if name in ("load_model", "save_checkpoint"):
+        from .models import checkpoint
+
+        return getattr(checkpoint, name)
+    if name == "ZeroShotSegmenter":
+        from .zeroshot.segmenter import ZeroShotSegmenter
+
+        return ZeroShotSegmenter
+    raise AttributeError(f"module 'groupseg' has no attribute {name!r}")
+
+
+__all__ = ["GroupViT", "GroupViTConfig", "ZeroShotSegmenter", "build_config", "load_model", "save_checkpoint", "tokenize"]

@@ -1,0 +1,130 @@
+"""Every compatibility shim the pinned stack needs, in one place.
+
+Why each exists (all measured on the pinned versions in requirements.txt):
+
+1. ``mmcv.ops`` without compiled ops. mmsegmentation 1.2.2 needs mmcv>=2.0.0rc4,<2.2.0; the only such build that
+   installs from the registry without a 6-minute compile is ``mmcv-lite==2.1.0``, which has no ``mmcv._ext``.
+   ``mmseg.datasets``/``mmseg.models``/``mmseg.utils`` import ``mmcv.ops`` only for ``point_sample`` (pure PyTorch in
+   mmcv's own source) and a few CUDA heads groupseg never builds. When ``mmcv._ext`` is missing we register a stand-in
+   ``mmcv.ops`` module that serves ``point_sample`` from mmcv's own pure-PyTorch file, and raises a clear error for
+   everything compiled (``from mmcv.ops import X`` raises ModuleNotFoundError, which mmseg's optional imports catch).
+   With a full mmcv build installed, nothing is patched.
+2. mmengine 0.10.7 + torch>=2.6: ``torch.load`` defaults to ``weights_only=True`` and mmengine's own checkpoints
+   (which pickle its ``HistoryBuffer`` and numpy objects) fail to load. We make mmengine's *local-file* checkpoint
+   loader pass ``weights_only=False``, the behaviour mmengine was written for. groupseg's own checkpoints are
+   safetensors + JSON and never need pickle.
+3. open_clip imports torchvision: a torchvision that does not match torch fails deep inside open_clip. We check the
+   pair up front and say what to install.
+
+Call :func:`apply` (idempotent) before importing mmseg; ``groupseg/__init__.py`` does it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import types
+
+_APPLIED = False
+
+# mmcv.ops names that need mmcv's compiled extension; mmseg imports them at module level or lazily.
+_COMPILED_NAMES_IMPORTED_AT_LOAD = ("sigmoid_focal_loss",)
+
+
+class MissingCompiledOp(RuntimeError):
+    pass
+
+
+def _compiled_op_stub(name: str):
+    def stub(*args, **kwargs):
+        raise MissingCompiledOp(
+            f"mmcv.ops.{name} needs mmcv's compiled extension, which mmcv-lite does not ship. groupseg never uses it; "
+            "to use it anyway install full mmcv 2.1.0 (pip install mmcv==2.1.0 --no-build-isolation, ~7 min build)."
+        )
+
+    stub.__name__ = name
+    return stub
+
+
+def _has_compiled_mmcv() -> bool:
+    try:
+        return importlib.util.find_spec("mmcv._ext") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def install_mmcv_ops_standin() -> bool:
+    """Register the ``mmcv.ops`` stand-in if mmcv has no compiled ops. Returns True if the stand-in is in use."""
+    if "mmcv.ops" in sys.modules:
+        return getattr(sys.modules["mmcv.ops"], "__groupseg_standin__", False)
+    import mmcv
+
+    if _has_compiled_mmcv():
+        return False
+    ops_dir = os.path.join(os.path.dirname(mmcv.__file__), "ops")
+    module = types.ModuleType("mmcv.ops", "groupseg stand-in for mmcv.ops (mmcv-lite has no compiled ops)")
+    module.__path__ = [ops_dir]  # submodules such as mmcv.ops.point_sample still import from mmcv's own files
+    module.__groupseg_standin__ = True
+    sys.modules["mmcv.ops"] = module
+    mmcv.ops = module
+    point_sample_mod = importlib.import_module("mmcv.ops.point_sample")  # pure PyTorch, no _ext
+    module.point_sample = point_sample_mod.point_sample
+    module.bilinear_grid_sample = point_sample_mod.bilinear_grid_sample
+    for name in _COMPILED_NAMES_IMPORTED_AT_LOAD:
+        setattr(module, name, _compiled_op_stub(name))
+
+    def __getattr__(name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        # mmseg guards its optional compiled imports with `except ModuleNotFoundError`, so raise exactly that.
+        raise ModuleNotFoundError(
+            f"mmcv.ops.{name} is a compiled op and this environment has mmcv-lite (no compiled ops); "
+            "install full mmcv 2.1.0 to use it"
+        )
+
+    module.__getattr__ = __getattr__
+    return True
+
+
+def patch_mmengine_checkpoint_loading() -> None:
+    """Let mmengine load its own (pickled) checkpoints under torch>=2.6, for local files only."""
+    import torch
+    from mmengine.runner import checkpoint as ckpt
+
+    loader = ckpt.CheckpointLoader._schemes.get("")
+    if loader is None or getattr(loader, "__groupseg_patched__", False):
+        return
+
+    def load_from_local(filename, map_location):
+        filename = os.path.expanduser(filename)
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f"{filename} can not be found.")
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+    load_from_local.__groupseg_patched__ = True
+    ckpt.CheckpointLoader._schemes[""] = load_from_local
+    ckpt.load_from_local = load_from_local
+
+
+def check_torchvision() -> None:
+    """Fail early, with the fix, when torchvision does not match torch (open_clip imports torchvision)."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # a mismatched build raises RuntimeError/ImportError/OSError from C++ ops
+        import torch
+
+        raise ImportError(
+            f"torchvision does not import beside torch {torch.__version__} ({type(err).__name__}: {err}). "
+            "Install the matching pair from requirements.txt: pip install torch==2.14.1 torchvision==0.29.1"
+        ) from err
+
+
+def apply() -> None:
+    """Apply every shim once. Safe to call many times."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    check_torchvision()
+    install_mmcv_ops_standin()
+    patch_mmengine_checkpoint_loading()
+    _APPLIED = True

@@ -1,0 +1,94 @@
+"""The grouping block: how GroupViT merges image tokens into a few segment tokens.
+
+Each image token is assigned to exactly one group. In training the assignment is a hard Gumbel-softmax with a
+straight-through gradient; at eval it is a plain argmax one-hot. The soft assignment (softmax over groups) is kept
+too: the zero-shot head chains it across stages to label pixels.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .layers import CrossAttnBlock, MixerMlp, Mlp
+
+
+def hard_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """One-hot of the argmax, with the softmax's gradient (straight-through)."""
+    soft = logits.softmax(dim)
+    hard = torch.zeros_like(soft).scatter_(dim, soft.argmax(dim, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
+def gumbel_hard_softmax(logits: torch.Tensor, dim: int, tau: float = 1.0) -> torch.Tensor:
+    """Hard Gumbel-softmax sample with a straight-through gradient (``F.gumbel_softmax(hard=True)`` on any axis)."""
+    gumbels = -torch.empty_like(logits).exponential_().log()
+    soft = ((logits + gumbels) / tau).softmax(dim)
+    hard = torch.zeros_like(soft).scatter_(dim, soft.argmax(dim, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
+class Assignment(NamedTuple):
+    """One stage's assignment of input tokens to groups, each ``[B, groups, tokens]``."""
+
+    hard: torch.Tensor  # one-hot over groups (Gumbel sample in training, argmax at eval)
+    soft: torch.Tensor  # softmax over groups, no noise
+
+
+class AssignAttention(nn.Module):
+    """Single-head attention whose softmax runs over the *group* (query) axis, made hard."""
+
+    def __init__(self, dim: int, assign_eps: float = 1.0, gumbel_tau: float = 1.0):
+        super().__init__()
+        self.scale = dim**-0.5
+        self.assign_eps = assign_eps
+        self.gumbel_tau = gumbel_tau
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, groups: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, Assignment]:
+        logits = (self.q_proj(groups) @ self.k_proj(tokens).transpose(-2, -1)) * self.scale  # [B, G, N]
+        if self.training:
+            hard = gumbel_hard_softmax(logits, dim=-2, tau=self.gumbel_tau)
+        else:
+            hard = hard_softmax(logits, dim=-2)
+        soft = logits.softmax(dim=-2)
+        weights = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)  # mean over assigned tokens, damped
+        out = self.proj(weights @ self.v_proj(tokens))
+        return out, Assignment(hard=hard, soft=soft)
+
+
+class GroupingBlock(nn.Module):
+    """Merge ``N`` image tokens into ``num_output_group`` segment tokens, guided by ``num_group_token`` group tokens."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        num_group_token: int,
+        num_output_group: int,
+        mlp_ratio: tuple[float, float] = (0.5, 4.0),
+        assign_eps: float = 1.0,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        tokens_dim, channels_dim = (int(r * dim) for r in mlp_ratio)
+        self.norm_tokens = nn.LayerNorm(dim, eps=eps)
+        self.mlp_inter = MixerMlp(num_group_token, tokens_dim, num_output_group)
+        self.norm_post_tokens = nn.LayerNorm(dim, eps=eps)
+        self.norm_x = nn.LayerNorm(dim, eps=eps)
+        self.pre_assign_attn = CrossAttnBlock(dim, num_heads, eps=eps)
+        self.assign = AssignAttention(dim, assign_eps=assign_eps)
+        self.norm_new_x = nn.LayerNorm(dim, eps=eps)
+        self.mlp_channels = Mlp(dim, channels_dim, dim)
+
+    def forward(self, x: torch.Tensor, group_tokens: torch.Tensor) -> tuple[torch.Tensor, Assignment]:
+        x = self.norm_x(x)
+        groups = self.norm_post_tokens(self.mlp_inter(self.norm_tokens(group_tokens)))
+        groups = self.pre_assign_attn(groups, x)
+        new_x, assignment = self.assign(groups, x)
+        new_x = new_x + groups
+        return new_x + self.mlp_channels(self.norm_new_x(new_x)), assignment

@@ -1,0 +1,167 @@
+"""The two-tower GroupViT: grouping image tower + CLIP text tower, each with a projection head into a shared space."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vision import GroupViTVisionTransformer, VisionOutput
+from .text import build_text_tower
+
+MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass
+class GroupViTConfig:
+    """Every size knob of the model; saved as JSON beside groupseg checkpoints. Defaults are the official GroupViT-S."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    vision_width: int = 384
+    vision_depths: list[int] = field(default_factory=lambda: [6, 3, 3])
+    vision_heads: int = 6
+    num_group_tokens: list[int] = field(default_factory=lambda: [64, 8, 0])
+    num_output_groups: list[int] = field(default_factory=lambda: [64, 8])
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.1
+    assign_eps: float = 1.0
+    text_width: int = 256
+    text_layers: int = 12
+    text_heads: int = 4
+    context_length: int = 77
+    vocab_size: int = 49408
+    embed_dim: int = 256
+    proj_hidden_dim: int = 4096
+    logit_scale_init: float = math.log(1 / 0.07)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GroupViTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown GroupViT config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The released NVlabs model (gcc+yfcc / gcc+redcaps), ~55.7M parameters.
+    "groupvit-s": {},
+    # A few hundred thousand parameters: fast enough for unit tests on 2 cores.
+    "groupvit-tiny": dict(
+        image_size=32, patch_size=4, vision_width=32, vision_depths=[1, 1, 1], vision_heads=2,
+        num_group_tokens=[8, 4, 0], num_output_groups=[8, 4], drop_path_rate=0.0, text_width=32, text_layers=1,
+        text_heads=2, context_length=16, embed_dim=16, proj_hidden_dim=64,
+    ),
+}  # fmt: skip
+
+
+def build_config(preset: str | None = None, **overrides: Any) -> GroupViTConfig:
+    """A config from a named preset (see ``PRESETS``) with keyword overrides."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown GroupViT preset {preset!r}; choose from {sorted(PRESETS)}")
+        values.update(PRESETS[preset])
+    values.update(overrides)
+    return GroupViTConfig.from_dict(values)
+
+
+class ProjectionHead(nn.Module):
+    """Linear → BatchNorm → ReLU → Linear (the official ``ProjectMLP``, with Linear in place of Conv1d k=1).
+
+    Accepts ``[N, C]`` or ``[B, L, C]``; token inputs share the BatchNorm statistics over B·L, as Conv1d does.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.linear_hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU())
+        self.linear_out = nn.Linear(hidden_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = self.linear_out(self.linear_hidden(x.reshape(-1, shape[-1])))
+        return x.reshape(*shape[:-1], x.shape[-1])
+
+
+@dataclass
+class ImageOutput:
+    image_embeds: torch.Tensor  # [B, D] L2-normalised projected mean of the segment tokens
+    group_embeds: torch.Tensor  # [B, G, D] L2-normalised projected segment tokens
+    vision: VisionOutput  # raw tower output: tokens, assignments per stage, patch grid
+
+
+class GroupViT(nn.Module):
+    def __init__(self, config: GroupViTConfig | None = None, **overrides: Any):
+        super().__init__()
+        config = config or GroupViTConfig()
+        if overrides:
+            config = GroupViTConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.img_encoder = GroupViTVisionTransformer(
+            image_size=config.image_size,
+            patch_size=config.patch_size,
+            width=config.vision_width,
+            depths=tuple(config.vision_depths),
+            num_heads=config.vision_heads,
+            num_group_tokens=tuple(config.num_group_tokens),
+            num_output_groups=tuple(config.num_output_groups),
+            mlp_ratio=config.mlp_ratio,
+            drop_path_rate=config.drop_path_rate,
+            assign_eps=config.assign_eps,
+        )
+        self.text_encoder = build_text_tower(
+            config.text_width, config.text_layers, config.text_heads, config.context_length, config.vocab_size
+        )
+        self.img_projector = ProjectionHead(config.vision_width, config.proj_hidden_dim, config.embed_dim)
+        self.text_projector = ProjectionHead(config.text_width, config.proj_hidden_dim, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
+        self.multi_label_logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
+
+    # -- towers -------------------------------------------------------------------------------------------------
+    def forward_image(self, images: torch.Tensor) -> ImageOutput:
+        """Everything the loss and the zero-shot head need from one pass of the image tower."""
+        vision = self.img_encoder(images)
+        image_embeds = F.normalize(self.img_projector(vision.pooled), dim=-1)
+        group_embeds = F.normalize(self.img_projector(vision.tokens), dim=-1)
+        return ImageOutput(image_embeds=image_embeds, group_embeds=group_embeds, vision=vision)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``[B, 3, H, W]`` normalised pixels (any H, W) → ``[B, D]`` image embeddings."""
+        embeds = self.img_projector(self.img_encoder(images).pooled)
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``[..., context_length]`` token ids → ``[..., D]`` text embeddings."""
+        if tokens.shape[-1] != self.config.context_length:
+            raise ValueError(
+                f"text tokens have length {tokens.shape[-1]}, this model's context length is "
+                f"{self.config.context_length}; use groupseg.tokenize(texts, context_length=model.config.context_length)"
+            )
+        flat = tokens.reshape(-1, tokens.shape[-1])
+        embeds = self.text_projector(self.text_encoder(flat))
+        embeds = embeds.reshape(*tokens.shape[:-1], embeds.shape[-1])
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    # -- temperatures -------------------------------------------------------------------------------------------
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale), clamped at 100 as in the reference."""
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def multi_label_scale(self) -> torch.Tensor:
+        return self.multi_label_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised image ``[B, D]`` and text ``[..., D]`` embeddings plus both clamped temperatures."""
+        return {
+            "image_embeds": self.encode_image(images),
+            "text_embeds": self.encode_text(tokens),
+            "logit_scale": self.scale(),
+            "multi_label_logit_scale": self.multi_label_scale(),
+        }

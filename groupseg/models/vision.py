@@ -1,0 +1,168 @@
+"""GroupViT's image tower: patches → (stage: transformer blocks over image + group tokens → grouping) × n → segments.
+
+Parameter names follow NVlabs' ``img_encoder`` so official weights load by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .grouping import Assignment, GroupingBlock
+from .layers import AttnBlock, MixerMlp
+
+
+def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Resize a square learned position table ``[1, S*S, C]`` to ``grid`` (bicubic, as the official code)."""
+    _, length, dim = pos_embed.shape
+    side = int(round(length**0.5))
+    if (side, side) == tuple(grid):
+        return pos_embed
+    table = pos_embed.reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    table = F.interpolate(table, size=grid, mode="bicubic", align_corners=False)
+    return table.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches → tokens, followed by LayerNorm."""
+
+    def __init__(self, patch_size: int, in_chans: int, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        x = self.proj(images)
+        grid = (x.shape[2], x.shape[3])
+        return self.norm(x.flatten(2).transpose(1, 2)), grid
+
+
+class GroupingStage(nn.Module):
+    """Transformer blocks over [image tokens; group tokens], then (optionally) a grouping block."""
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        num_group_token: int,
+        num_output_group: int | None,
+        num_prev_group_token: int,
+        mlp_ratio: float,
+        drop_path: list[float],
+        assign_eps: float,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        self.num_group_token = num_group_token
+        self.group_token = nn.Parameter(torch.zeros(1, num_group_token, dim)) if num_group_token > 0 else None
+        self.blocks = nn.ModuleList(AttnBlock(dim, num_heads, mlp_ratio, drop_path[i], eps) for i in range(depth))
+        self.downsample = (
+            GroupingBlock(dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps)
+            if num_group_token > 0 and num_output_group
+            else None
+        )
+        # Later stages' group tokens also see the previous stage's groups (token-mixing MLP 64 → dim/2 → 8).
+        self.group_projector = (
+            nn.Sequential(nn.LayerNorm(dim, eps=eps), MixerMlp(num_prev_group_token, dim // 2, num_group_token))
+            if num_prev_group_token > 0 and num_group_token > 0
+            else None
+        )
+
+    def forward(
+        self, x: torch.Tensor, prev_group_tokens: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Assignment | None]:
+        group_tokens = None
+        if self.group_token is not None:
+            group_tokens = self.group_token.expand(x.shape[0], -1, -1)
+            if self.group_projector is not None:
+                group_tokens = group_tokens + self.group_projector(prev_group_tokens)
+            x = torch.cat([x, group_tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        if group_tokens is not None:
+            x, group_tokens = x[:, : -self.num_group_token], x[:, -self.num_group_token :]
+        assignment = None
+        if self.downsample is not None:
+            x, assignment = self.downsample(x, group_tokens)
+        return x, group_tokens, assignment
+
+
+@dataclass
+class VisionOutput:
+    tokens: torch.Tensor  # [B, G, C] final segment tokens after the last LayerNorm
+    pooled: torch.Tensor  # [B, C] mean of the segment tokens
+    assignments: list[Assignment]  # one per grouping stage, each [B, G_out, N_in]
+    grid: tuple[int, int]  # patch grid (h, w) of the input
+
+
+class GroupViTVisionTransformer(nn.Module):
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        in_chans: int = 3,
+        width: int = 384,
+        depths: tuple[int, ...] = (6, 3, 3),
+        num_heads: int = 6,
+        num_group_tokens: tuple[int, ...] = (64, 8, 0),
+        num_output_groups: tuple[int, ...] = (64, 8),
+        mlp_ratio: float = 4.0,
+        drop_path_rate: float = 0.1,
+        assign_eps: float = 1.0,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        if len(num_group_tokens) != len(depths):
+            raise ValueError(f"num_group_tokens {num_group_tokens} needs one entry per stage of depths {depths}")
+        self.image_size, self.patch_size, self.width = image_size, patch_size, width
+        self.patch_embed = PatchEmbed(patch_size, in_chans, width, eps)
+        side = image_size // patch_size
+        self.pos_embed = nn.Parameter(torch.zeros(1, side * side, width))
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            start = sum(depths[:i])
+            self.layers.append(
+                GroupingStage(
+                    width,
+                    depth,
+                    num_heads,
+                    num_group_tokens[i],
+                    num_output_groups[i] if i < len(num_output_groups) else None,
+                    num_group_tokens[i - 1] if i > 0 else 0,
+                    mlp_ratio,
+                    rates[start : start + depth],
+                    assign_eps,
+                    eps,
+                )
+            )
+        self.norm = nn.LayerNorm(width, eps=eps)
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        for layer in self.layers:
+            if layer.group_token is not None:
+                nn.init.trunc_normal_(layer.group_token, std=0.02)
+
+    def forward(self, images: torch.Tensor) -> VisionOutput:
+        x, grid = self.patch_embed(images)
+        x = x + interpolate_pos_embed(self.pos_embed, grid)
+        group_tokens, assignments = None, []
+        for layer in self.layers:
+            x, group_tokens, assignment = layer(x, group_tokens)
+            if assignment is not None:
+                assignments.append(assignment)
+        x = self.norm(x)
+        return VisionOutput(tokens=x, pooled=x.mean(dim=1), assignments=assignments, grid=grid)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

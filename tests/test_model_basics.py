@@ -1,0 +1,76 @@
+import torch
+
+import groupseg
+from groupseg.models import GroupViT, build_config
+
+
+def tiny() -> GroupViT:
+    return GroupViT(build_config("groupvit-tiny")).eval()
+
+
+def test_groupvit_s_parameter_count_matches_reference():
+    model = GroupViT(build_config("groupvit-s"))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert abs(count(model) / 1e6 - 55.7) < 0.1
+    assert abs(count(model.img_encoder) / 1e6 - 28.8) < 0.1
+    assert abs(count(model.text_encoder) / 1e6 - 22.1) < 0.1
+
+
+def test_outputs_shapes_and_normalisation_any_input_size():
+    model = tiny()
+    for size in [(32, 32), (64, 64), (48, 40)]:
+        out = model.forward_image(torch.randn(2, 3, *size))
+        grid = (size[0] // 4, size[1] // 4)
+        assert out.vision.grid == grid
+        assert [a.soft.shape for a in out.vision.assignments] == [(2, 8, grid[0] * grid[1]), (2, 4, 8)]
+        assert out.group_embeds.shape == (2, 4, 16)
+        torch.testing.assert_close(out.image_embeds.norm(dim=-1), torch.ones(2))
+        # eval assignment: exactly one group per token, at the soft argmax
+        for a in out.vision.assignments:
+            assert torch.equal(a.hard.sum(1), torch.ones_like(a.hard.sum(1)))
+            assert torch.equal(a.hard.argmax(1), a.soft.argmax(1))
+
+
+def test_training_assignment_is_hard_gumbel_with_straight_through_gradient():
+    model = tiny().train()
+    images = torch.randn(4, 3, 32, 32, requires_grad=True)
+    out = model.forward_image(images)
+    hard = out.vision.assignments[0].hard
+    assert torch.allclose(hard.sum(1), torch.ones_like(hard.sum(1)))
+    assert set(hard.detach().unique().tolist()) <= {0.0, 1.0}
+    out.image_embeds.sum().backward()
+    assert model.img_encoder.layers[0].downsample.assign.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_text_tower_pools_at_end_of_text_and_validates_length():
+    model = tiny()
+    tokens = groupseg.tokenize(["a red circle", "a red circle and more words"], context_length=16)
+    emb = model.encode_text(tokens)
+    assert emb.shape == (2, 16)
+    # the causal mask: appending words after the end-of-text token changes nothing before it
+    padded = tokens.clone()
+    padded[0, 5:] = 0
+    torch.testing.assert_close(model.encode_text(padded)[0], emb[0])
+    try:
+        model.encode_text(groupseg.tokenize(["x"]))
+    except ValueError as err:
+        assert "context length" in str(err)
+    else:
+        raise AssertionError("a 77-token input to a 16-token model must fail clearly")
+
+
+def test_tokenizer_is_clip_bpe_and_truncates_to_end_of_text():
+    tokens = groupseg.tokenize(["a photo of a cat.", "word " * 100])
+    assert tokens.shape == (2, 77) and tokens.dtype == torch.long
+    assert tokens[0, 0] == 49406 and 49407 in tokens[0].tolist()
+    assert tokens[1, -1] == 49407
+    assert groupseg.tokenize([]).shape == (0, 77)
+
+
+def test_groupseg_checkpoint_roundtrip(tmp_path):
+    model = tiny()
+    path = groupseg.save_checkpoint(model, tmp_path / "ckpt")
+    loaded = groupseg.load_model(path)
+    assert not loaded.training
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded.encode_image(x), model.encode_image(x), rtol=0, atol=0)
