@@ -39,8 +39,9 @@ class Assignment(NamedTuple):
 class AssignAttention(nn.Module):
     """Single-head attention whose softmax runs over the *group* (query) axis, made hard."""
 
-    def __init__(self, dim: int, assign_eps: float = 1.0, gumbel_tau: float = 1.0):
+    def __init__(self, dim: int, assign_eps: float = 1.0, gumbel_tau: float = 1.0, gumbel: bool = True):
         super().__init__()
+        self.gumbel = gumbel  # False: noiseless argmax in training too (the reference's gumbel=False)
         self.scale = dim**-0.5
         self.assign_eps = assign_eps
         self.gumbel_tau = gumbel_tau
@@ -51,7 +52,7 @@ class AssignAttention(nn.Module):
 
     def forward(self, groups: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, Assignment]:
         logits = (self.q_proj(groups) @ self.k_proj(tokens).transpose(-2, -1)) * self.scale  # [B, G, N]
-        if self.training:
+        if self.training and self.gumbel:
             hard = gumbel_hard_softmax(logits, dim=-2, tau=self.gumbel_tau)
         else:
             hard = hard_softmax(logits, dim=-2)
@@ -73,6 +74,7 @@ class GroupingBlock(nn.Module):
         mlp_ratio: tuple[float, float] = (0.5, 4.0),
         assign_eps: float = 1.0,
         eps: float = 1e-5,
+        gumbel: bool = True,
     ):
         super().__init__()
         tokens_dim, channels_dim = (int(r * dim) for r in mlp_ratio)
@@ -81,7 +83,7 @@ class GroupingBlock(nn.Module):
         self.norm_post_tokens = nn.LayerNorm(dim, eps=eps)
         self.norm_x = nn.LayerNorm(dim, eps=eps)
         self.pre_assign_attn = CrossAttnBlock(dim, num_heads, eps=eps)
-        self.assign = AssignAttention(dim, assign_eps=assign_eps)
+        self.assign = AssignAttention(dim, assign_eps=assign_eps, gumbel=gumbel)
         self.norm_new_x = nn.LayerNorm(dim, eps=eps)
         self.mlp_channels = Mlp(dim, channels_dim, dim)
 

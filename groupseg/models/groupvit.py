@@ -29,6 +29,7 @@ class GroupViTConfig:
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.1
     assign_eps: float = 1.0
+    gumbel: bool = True  # Gumbel noise in training assignments (False: plain straight-through argmax)
     text_width: int = 256
     text_layers: int = 12
     text_heads: int = 4
@@ -115,6 +116,7 @@ class GroupViT(nn.Module):
             mlp_ratio=config.mlp_ratio,
             drop_path_rate=config.drop_path_rate,
             assign_eps=config.assign_eps,
+            gumbel=config.gumbel,
         )
         self.text_encoder = build_text_tower(
             config.text_width, config.text_layers, config.text_heads, config.context_length, config.vocab_size

@@ -54,13 +54,16 @@ class GroupingStage(nn.Module):
         drop_path: list[float],
         assign_eps: float,
         eps: float = 1e-5,
+        gumbel: bool = True,
     ):
         super().__init__()
         self.num_group_token = num_group_token
         self.group_token = nn.Parameter(torch.zeros(1, num_group_token, dim)) if num_group_token > 0 else None
         self.blocks = nn.ModuleList(AttnBlock(dim, num_heads, mlp_ratio, drop_path[i], eps) for i in range(depth))
         self.downsample = (
-            GroupingBlock(dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps)
+            GroupingBlock(
+                dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps, gumbel=gumbel
+            )
             if num_group_token > 0 and num_output_group
             else None
         )
@@ -112,6 +115,7 @@ class GroupViTVisionTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.1,
         assign_eps: float = 1.0,
+        gumbel: bool = True,
         eps: float = 1e-5,
     ):
         super().__init__()
@@ -137,6 +141,7 @@ class GroupViTVisionTransformer(nn.Module):
                     rates[start : start + depth],
                     assign_eps,
                     eps,
+                    gumbel,
                 )
             )
         self.norm = nn.LayerNorm(width, eps=eps)
