@@ -39,6 +39,14 @@ class GroupViTConfig:
     proj_hidden_dim: int = 4096
     logit_scale_init: float = math.log(1 / 0.07)
 
+    def __post_init__(self) -> None:
+        for tower in ("vision", "text"):
+            width, heads = getattr(self, f"{tower}_width"), getattr(self, f"{tower}_heads")
+            if heads < 1 or width % heads:
+                raise ValueError(f"{tower}_heads={heads} does not divide {tower}_width={width}")
+        if len(self.num_group_tokens) != len(self.vision_depths):
+            raise ValueError(f"num_group_tokens {self.num_group_tokens} needs one entry per stage of {self.vision_depths}")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "GroupViTConfig":
         known = {f.name for f in fields(cls)}

@@ -92,17 +92,20 @@ class AttnBlock(nn.Module):
 
 
 class CrossAttnBlock(nn.Module):
-    """Group tokens attend to image tokens; post-norm, as in GroupViT's grouping block (``post_norm=True``)."""
+    """Group tokens attend to image tokens; post-norm, as in GroupViT's grouping block (``post_norm=True``).
+
+    Post-norm means no LayerNorm on the queries or keys (the official ``norm_q``/``norm_k`` are ``Identity`` there;
+    the grouping block has already normalised both), only one after the residual MLP.
+    """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, eps: float = 1e-5):
         super().__init__()
-        self.norm_k = nn.LayerNorm(dim, eps=eps)
         self.attn = CrossAttention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.norm_post = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        x = query + self.attn(query, self.norm_k(key))
+        x = query + self.attn(query, key)
         x = x + self.mlp(self.norm2(x))
         return self.norm_post(x)

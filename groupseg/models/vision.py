@@ -148,7 +148,8 @@ class GroupViTVisionTransformer(nn.Module):
         self.apply(_init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for layer in self.layers:
-            if layer.group_token is not None:
+            # as the official code: group tokens that also receive projected earlier groups start at zero
+            if layer.group_token is not None and layer.group_projector is None:
                 nn.init.trunc_normal_(layer.group_token, std=0.02)
 
     def forward(self, images: torch.Tensor) -> VisionOutput:
