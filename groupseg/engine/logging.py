@@ -1,0 +1,51 @@
+"""What a training run tells its user: a progress bar on the terminal, JSON lines and TensorBoard scalars on disk."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class TrainLogger:
+    """Rank 0 only: ``metrics.jsonl`` + TensorBoard ``tb/`` in the work dir, and a tqdm bar with loss, img/s, ETA."""
+
+    def __init__(self, work_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
+        self.enabled = enabled
+        self.bar = None
+        if not enabled:
+            return
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = open(work_dir / "metrics.jsonl", "a")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(work_dir / "tb"))
+        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
+                        file=sys.stderr, mininterval=1.0)  # fmt: skip
+
+    def step(self, n: int = 1, **postfix: float) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=False)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, "time": round(time.time(), 3), **metrics}) + "\n")
+        self.jsonl.flush()
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                self.tb.add_scalar(key, value, step)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.jsonl.close()
+            self.tb.close()
