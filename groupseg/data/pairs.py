@@ -1,0 +1,571 @@
+"""Image–caption training pairs from img2dataset webdataset shards: a deterministic, resumable stream of batches,
+split over ranks and DataLoader workers.
+
+Shards are plain ``.tar`` files in img2dataset's ``--output_format webdataset`` layout: consecutive members
+``KEY.jpg`` (or ``.jpeg``/``.png``/``.webp``) and ``KEY.txt`` (or ``.text``, as in the reference's YFCC shards),
+optionally ``KEY.json`` (ignored). How a rank's stream is made, and why it resumes exactly:
+
+1. Shards. Each dataset's shard list is shuffled by (seed, epoch), the same order on every rank, and dealt out
+   round-robin: shard ``i`` of the shuffled list goes to rank ``i % world_size``.
+2. Scan. The rank's shards are read in that order, tar headers and the small caption members only; image bytes
+   are seeked over. A sample with a missing member or an unusable caption becomes a counted skip here.
+3. Shuffle buffer of ``shuffle_buffer`` sample records (metadata, not pixels) seeded by (seed, epoch, rank), like the
+   reference's 10k-sample webdataset buffer; it is emptied at the end of each pass over the rank's shards.
+4. Windows. Consecutive groups of ``batch_size`` records are the rank's batches 0, 1, 2, ... A skip is counted in
+   the batch whose window was being filled when it was met; skips after the last full window go to the last
+   batch; the last partial window is dropped.
+5. Workers. Every DataLoader worker replays steps 1-4 (metadata only, cheap) and builds only the batches it owns:
+   batch ``j`` belongs to worker ``(j - start_batch) % num_workers``, the order DataLoader hands batches out in.
+   Decoding happens once per sample, and batches before ``start_batch`` are never decoded: resuming costs a scan.
+6. Per-sample randomness (crop, RandAugment, erasing, prompt choice) is seeded from (seed, epoch, shard name, key),
+   never from a worker's RNG state.
+
+So the stream is a function of (seed, epoch, rank, world_size) only; it does not even depend on num_workers.
+
+An undecodable image is only found while decoding, after the batch boundaries are fixed: its slot is refilled with
+a fresh augmentation of another sample of the same batch (the image is still counted as skipped), so batches are
+exactly ``batch_size`` and boundaries never depend on decoding. img2dataset re-encodes every image it writes, so
+this is rare. If no image of a batch decodes, that batch is dropped (counted, and logged): the one case in which
+a resumed run can differ from an uninterrupted one.
+
+Why ``tarfile`` rather than webdataset's pipeline: step 2 needs each member's offset, to seek over the images that
+other workers (or a resume) skip, and exact per-reason counts; webdataset's tar iterator reads every byte and its
+handlers warn and continue without counting. webdataset does the shard-pattern expansion (braces, ``::`` lists).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import random
+import tarfile
+from collections import Counter, OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.shardlists import expand_urls
+
+from ..tokenizer import tokenize
+from .prompts import make_prompts
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+CAPTION_EXTS = ("txt", "text")
+SKIP_REASONS = (
+    "missing_image",  # a key with a caption but no image member
+    "missing_caption",  # an image with no .txt/.text member
+    "empty_caption",  # caption empty or whitespace only
+    "non_text_caption",  # caption bytes are not UTF-8 text (or contain NUL)
+    "undecodable_image",  # PIL could not decode the image bytes
+    "unreadable_shard",  # a shard (or its remainder) that is not a readable plain tar: counts shards, not samples
+)
+
+# Keyword arguments of timm.data.create_transform, the function the reference calls. As in timm (and therefore in
+# the reference run), colour jitter is skipped whenever RandAugment is on.
+AUGMENT_PRESETS: dict[str, dict[str, Any]] = {
+    "reference": dict(scale=(0.08, 1.0), hflip=0.5, color_jitter=0.4, auto_augment="rand-m9-mstd0.5-inc1",
+                      interpolation="bilinear", re_prob=0.25, re_mode="pixel", re_count=1),
+    "light": dict(scale=(0.5, 1.0), hflip=0.5, color_jitter=None, auto_augment=None, interpolation="bilinear",
+                  re_prob=0.0),
+}  # fmt: skip
+AUGMENT_KEYS = frozenset(
+    {"scale", "ratio", "hflip", "vflip", "color_jitter", "auto_augment", "interpolation", "re_prob", "re_mode",
+     "re_count", "mean", "std"}
+)  # fmt: skip
+
+
+def build_train_transform(augment: str | Mapping[str, Any], image_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL image -> normalised float tensor [3, S, S] (ImageNet mean/std unless overridden).
+
+    ``augment`` is a preset name ("reference": RandomResizedCrop(0.08-1) + flip + RandAugment m9 + random erasing
+    0.25, "light": RandomResizedCrop(0.5-1) + flip), or a dict of ``timm.data.create_transform`` options laid over
+    the preset named by its "base" entry (default "light"), e.g. ``{"base": "reference", "re_prob": 0.0}``.
+    """
+    from timm.data import create_transform
+
+    if isinstance(augment, str):
+        if augment not in AUGMENT_PRESETS:
+            raise ValueError(f"unknown augment preset {augment!r}; choose from {sorted(AUGMENT_PRESETS)} or pass a dict")
+        cfg = dict(AUGMENT_PRESETS[augment])
+    else:
+        augment = dict(augment)
+        base = augment.pop("base", "light")
+        if base not in AUGMENT_PRESETS:
+            raise ValueError(f"unknown augment base {base!r}; choose from {sorted(AUGMENT_PRESETS)}")
+        unknown = set(augment) - AUGMENT_KEYS
+        if unknown:
+            raise ValueError(f"unknown augment option(s) {sorted(unknown)}; allowed: base, {', '.join(sorted(AUGMENT_KEYS))}")
+        cfg = {**AUGMENT_PRESETS[base], **augment}
+    transform = create_transform(input_size=image_size, is_training=True, **cfg)
+    for t in transform.transforms:
+        for op in getattr(t, "ops", ()):  # timm RandAugment ops
+            if getattr(op, "name", "").startswith("Posterize"):
+                op.aug_fn = _posterize
+    return transform
+
+
+def _posterize(img: Image.Image, bits_to_keep: int, **_: Any) -> Image.Image:
+    """timm's posterize op, which asks for 0 bits at magnitude 10 (m9 + noise reaches it): Pillow < 13 returned a
+    black image for that, as in the reference run; Pillow 13 raises. Keep the old result."""
+    from PIL import ImageOps
+
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+# ----------------------------------------------------------------------------------------------------- shard lists
+@dataclass(frozen=True)
+class ShardSource:
+    """One dataset: its shard paths and its mixing weight (None: concatenated with the others)."""
+
+    shards: tuple[str, ...]
+    weight: float | None = None
+
+
+def resolve_shards(shards: str | Sequence[str | Mapping[str, Any]]) -> list[ShardSource]:
+    """Expand patterns into sources. Plain patterns (and dicts without "weight") are concatenated into one source,
+    every sample once per epoch, as the reference mixes its datasets. If any dict has a "weight", each dict is its
+    own source and the rank's stream interleaves them at random in proportion to the weights (missing weight = 1)
+    until the first of them runs out."""
+    items = [shards] if isinstance(shards, (str, os.PathLike)) else list(shards)
+    if not items:
+        raise ValueError("no training shards given")
+    entries: list[tuple[list[str], float | None]] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"shards", "weight"}
+            if unknown or "shards" not in item:
+                raise ValueError(f"a shard entry is {{'shards': pattern, 'weight': w}}; got keys {sorted(item)}")
+            patterns, weight = item["shards"], item.get("weight")
+        else:
+            patterns, weight = item, None
+        patterns = [patterns] if isinstance(patterns, (str, os.PathLike)) else list(patterns)
+        paths = [p for pattern in patterns for p in expand_urls(os.fspath(pattern))]
+        if weight is not None and not float(weight) > 0:
+            raise ValueError(f"shard weights must be > 0; got {weight} for {patterns}")
+        entries.append((paths, None if weight is None else float(weight)))
+    every = [p for paths, _ in entries for p in paths]
+    remote = [p for p in every if "://" in p or p.startswith("pipe:")]
+    if remote:
+        raise ValueError(f"only local shard files are supported (the loader seeks inside them); got {remote[0]!r}")
+    missing = [p for p in every if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(every)} training shards do not exist, e.g. {missing[:3]}; check the pattern "
+            "and see data/README.md ('Training data') for the expected layout"
+        )
+    if all(w is None for _, w in entries):
+        return [ShardSource(tuple(every))]
+    return [ShardSource(tuple(paths), 1.0 if w is None else w) for paths, w in entries]
+
+
+# ------------------------------------------------------------------------------------------------------- scanning
+@dataclass(frozen=True)
+class _Record:
+    path: str
+    key: str
+    caption: str
+    offset: int  # image bytes inside the tar file
+    size: int
+    uid: tuple[int, int]  # from (shard name, key): seeds this sample's randomness
+    pass_: int  # repeat pass (num_batches mode), part of the seed
+
+
+def _shard_name(path: str) -> str:
+    """The last two path components, so seeds survive moving the data root."""
+    head, tail = os.path.split(os.path.normpath(path))
+    return f"{os.path.basename(head)}/{tail}"
+
+
+def _uid(name: str, key: str) -> tuple[int, int]:
+    h = int.from_bytes(hashlib.blake2b(f"{name}/{key}".encode(), digest_size=8).digest(), "little")
+    return h & 0xFFFFFFFF, h >> 32
+
+
+def _groups(tf: tarfile.TarFile) -> Iterator[tuple[str, dict[str, tarfile.TarInfo]]]:
+    """(key, {extension: member}) for runs of consecutive members sharing a key (webdataset's convention: the key
+    is the path up to the first dot of the file name)."""
+    key, members = None, {}
+    for info in tf:
+        if not info.isfile():
+            continue
+        folder, base = os.path.split(info.name)
+        dot = base.find(".")
+        if dot <= 0:
+            continue
+        k, ext = os.path.join(folder, base[:dot]), base[dot + 1 :].lower()
+        if k != key:
+            if key is not None:
+                yield key, members
+            key, members = k, {}
+        members.setdefault(ext, info)
+    if key is not None:
+        yield key, members
+
+
+def _classify(tf: tarfile.TarFile, path: str, name: str, key: str, members: dict, pass_: int) -> _Record | str:
+    image = next((members[e] for e in IMAGE_EXTS if e in members), None)
+    text = next((members[e] for e in CAPTION_EXTS if e in members), None)
+    if image is None:
+        return "missing_image"
+    if text is None:
+        return "missing_caption"
+    try:
+        caption = tf.extractfile(text).read().decode("utf-8")
+    except UnicodeDecodeError:
+        return "non_text_caption"
+    if "\x00" in caption:
+        return "non_text_caption"
+    caption = caption.strip()
+    if not caption:
+        return "empty_caption"
+    return _Record(path, key, caption, image.offset_data, image.size, _uid(name, key), pass_)
+
+
+def _scan_shard(path: str, pass_: int = 0) -> Iterator[_Record | str]:
+    """The shard's samples as records, and skip reasons (str) in their place."""
+    name = _shard_name(path)
+    try:
+        tf = tarfile.open(path, "r:")  # plain tar only: images are read later by raw offset
+    except (OSError, tarfile.TarError) as err:
+        log.warning("skipping unreadable shard %s: %s", path, err)
+        yield "unreadable_shard"
+        return
+    with tf:
+        groups = _groups(tf)
+        while True:
+            try:
+                key, members = next(groups)
+            except StopIteration:
+                return
+            except (OSError, EOFError, tarfile.TarError) as err:
+                log.warning("stopping early in damaged shard %s: %s", path, err)
+                yield "unreadable_shard"
+                return
+            try:
+                yield _classify(tf, path, name, key, members, pass_)
+            except (OSError, EOFError, tarfile.TarError) as err:
+                log.warning("stopping early in damaged shard %s: %s", path, err)
+                yield "unreadable_shard"
+                return
+
+
+def _shard_count(path: str, use_stats: bool = True) -> int:
+    """Samples in a shard: img2dataset's ``<shard>_stats.json`` "successes" if present, else a header scan that
+    counts keys with an image and a caption member (caption contents unchecked)."""
+    stats = os.path.splitext(path)[0] + "_stats.json"
+    if use_stats and os.path.isfile(stats):
+        try:
+            with open(stats) as f:
+                return int(json.load(f)["successes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring malformed %s; counting by scanning", stats)
+    n = 0
+    try:
+        with tarfile.open(path, "r:") as tf:
+            for _, members in _groups(tf):
+                n += any(e in members for e in IMAGE_EXTS) and any(e in members for e in CAPTION_EXTS)
+    except (OSError, EOFError, tarfile.TarError) as err:
+        log.warning("counting stopped early in unreadable shard %s: %s", path, err)
+    return n
+
+
+def count_samples(shards: str | Sequence[str | Mapping[str, Any]], use_stats: bool = True) -> int:
+    """Samples over all shards (stats files where img2dataset wrote them, else a header scan: about 1 s per
+    10k-sample shard from a warm cache). An upper bound on what the loader yields: skips are not known in advance."""
+    return sum(_shard_count(p, use_stats) for src in resolve_shards(shards) for p in src.shards)
+
+
+def estimate_batches_per_epoch(
+    shards: str | Sequence[str | Mapping[str, Any]], batch_size: int, world_size: int = 1, use_stats: bool = True
+) -> int:
+    """Per-rank batches an epoch holds, from ``count_samples``: pass it as ``num_batches`` so every rank runs the
+    same number of steps (needed under DDP: ranks hold different shards, hence different sample counts)."""
+    sources = resolve_shards(shards)
+    counts = [sum(_shard_count(p, use_stats) for p in s.shards) for s in sources]
+    if len(sources) == 1:
+        samples = counts[0]
+    else:  # weighted mixing stops when the first source runs out
+        total = sum(s.weight for s in sources)
+        samples = int(min(n * total / s.weight for n, s in zip(counts, sources)))
+    return samples // (batch_size * world_size)
+
+
+# ------------------------------------------------------------------------------------------------------- the stream
+def _rank_shards(source: ShardSource, index: int, seed: int, epoch: int, pass_: int, rank: int, world: int) -> list[str]:
+    order = np.random.default_rng([seed, epoch, pass_, index]).permutation(len(source.shards))
+    return [source.shards[i] for i in order[rank::world]]
+
+
+def _source_events(
+    source: ShardSource, index: int, seed: int, epoch: int, rank: int, world: int, repeat: bool, buffer: int
+) -> Iterator[_Record | str]:
+    """One source's records (shuffled within each pass over the rank's shards) and skip reasons; endless if
+    ``repeat``, each pass with a new shard order."""
+    for pass_ in itertools.count() if repeat else (0,):
+        shards = _rank_shards(source, index, seed, epoch, pass_, rank, world)
+        events = (event for path in shards for event in _scan_shard(path, pass_))
+        rng = np.random.default_rng([seed, epoch, rank, index, pass_, 2])
+        any_valid = False
+        for event in _shuffled(events, buffer, rng):
+            any_valid = any_valid or not isinstance(event, str)
+            yield event
+        if repeat and not any_valid:
+            raise RuntimeError(f"rank {rank} found no usable sample in its shards of {source.shards[:3]}...")
+
+
+def _mixed(streams: list[Iterator], weights: list[float], rng: np.random.Generator) -> Iterator:
+    p = np.asarray(weights, dtype=np.float64) / sum(weights)
+    while True:
+        for d in rng.choice(len(streams), size=1024, p=p).tolist():
+            try:
+                yield next(streams[d])
+            except StopIteration:
+                return
+
+
+def _shuffled(events: Iterator, size: int, rng: np.random.Generator) -> Iterator:
+    """Records through a shuffle buffer of ``size``; skip reasons pass straight through."""
+    buf: list[_Record] = []
+    for event in events:
+        if isinstance(event, str) or size <= 1:
+            yield event
+        elif len(buf) < size:
+            buf.append(event)
+        else:
+            i = int(rng.integers(size))
+            yield buf[i]
+            buf[i] = event
+    for i in rng.permutation(len(buf)).tolist():
+        yield buf[i]
+
+
+def _windows(events: Iterator, batch_size: int, num_batches: int | None) -> Iterator[tuple[int, list[_Record], Counter]]:
+    """(batch index, records, skips) per full window; see step 4 of the module docstring."""
+    j, records, skips, pending = 0, [], Counter(), None
+    for event in events:
+        if isinstance(event, str):
+            skips[event] += 1
+            continue
+        records.append(event)
+        if len(records) == batch_size:
+            if pending is not None:
+                yield pending
+            pending, j, records, skips = (j, records, skips), j + 1, [], Counter()
+            if num_batches is not None and j >= num_batches:
+                break
+    else:
+        if pending is not None:
+            pending[2].update(skips)
+        elif skips or records:
+            log.warning("epoch holds no full batch of %d: %d usable samples; skipped %s", batch_size, len(records),
+                        dict(skips))  # fmt: skip
+    if pending is not None:
+        yield pending
+
+
+@contextmanager
+def _seeded_rngs(seed: int):
+    """Seed python/numpy/torch-CPU global RNGs (timm and torchvision draw from them) and restore them after, so
+    with num_workers=0 the trainer's own RNG streams are untouched."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.random.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+class _ByteReader:
+    """Reads image bytes by offset, keeping a few shard files open (records in the shuffle buffer span shards)."""
+
+    def __init__(self, max_open: int = 16):
+        self.files: OrderedDict[str, Any] = OrderedDict()
+        self.max_open = max_open
+
+    def read(self, path: str, offset: int, size: int) -> bytes:
+        f = self.files.pop(path, None) or open(path, "rb")
+        self.files[path] = f
+        while len(self.files) > self.max_open:
+            self.files.popitem(last=False)[1].close()
+        f.seek(offset)
+        return f.read(size)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+class PairStream(IterableDataset):
+    """The batches of one rank for one epoch (module docstring); iterate it through ``build_pair_loader``."""
+
+    def __init__(
+        self,
+        sources: list[ShardSource],
+        batch_size: int,
+        transform: Callable[[Image.Image], torch.Tensor],
+        context_length: int,
+        num_prompts: int,
+        noun_extractor: Callable[[str], list[str]] | None,
+        seed: int,
+        epoch: int,
+        rank: int,
+        world_size: int,
+        start_batch: int = 0,
+        num_batches: int | None = None,
+        shuffle_buffer: int = 10_000,
+    ):
+        super().__init__()
+        self.sources, self.batch_size, self.transform = sources, batch_size, transform
+        self.context_length, self.num_prompts, self.noun_extractor = context_length, num_prompts, noun_extractor
+        self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
+        self.start_batch, self.num_batches, self.shuffle_buffer = start_batch, num_batches, shuffle_buffer
+
+    def windows(self) -> Iterator[tuple[int, list[_Record], Counter]]:
+        """Every batch window of this rank, metadata only (what each worker replays)."""
+        repeat = self.num_batches is not None
+        streams = [
+            _source_events(s, i, self.seed, self.epoch, self.rank, self.world_size, repeat, self.shuffle_buffer)
+            for i, s in enumerate(self.sources)
+        ]
+        if len(streams) == 1:
+            events = streams[0]
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
+            events = _mixed(streams, [s.weight for s in self.sources], rng)
+        return _windows(events, self.batch_size, self.num_batches)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        reader, carry = _ByteReader(), Counter()
+        try:
+            for j, records, skips in self.windows():
+                if j < self.start_batch or (j - self.start_batch) % workers != worker:
+                    continue
+                batch = self._batch(j, records, skips + carry, reader)
+                if batch is None:
+                    carry = skips + carry + Counter(undecodable_image=len(records))
+                    continue
+                carry = Counter()
+                yield batch
+        finally:
+            reader.close()
+        if carry:
+            log.warning("skip counts of a dropped last batch were not reported: %s", dict(carry))
+
+    def _batch(self, j: int, records: list[_Record], skips: Counter, reader: _ByteReader) -> dict[str, Any] | None:
+        samples = [self._sample(r, reader) for r in records]
+        good = [i for i, s in enumerate(samples) if s is not None]
+        bad = [i for i, s in enumerate(samples) if s is None]
+        if not good:
+            log.warning("dropping batch %d of epoch %d (rank %d): none of its %d images decodes", j, self.epoch,
+                        self.rank, len(records))  # fmt: skip
+            return None
+        records = list(records)
+        if bad:
+            rng = np.random.default_rng([self.seed, self.epoch, self.rank, 3, j])
+            for slot in bad:
+                donor = records[good[int(rng.integers(len(good)))]]
+                samples[slot], records[slot] = self._sample(donor, reader, extra=1 + slot), donor
+        skipped = skips + Counter(undecodable_image=len(bad))
+        return {
+            "images": torch.stack([s[0] for s in samples]),
+            "tokens": torch.stack([s[1] for s in samples]),
+            "captions": [r.caption for r in records],
+            "keys": [r.key for r in records],
+            "skipped": {k: int(v) for k, v in skipped.items() if v},
+            "batch_index": j,
+        }
+
+    def _sample(self, rec: _Record, reader: _ByteReader, extra: int = 0) -> tuple[torch.Tensor, torch.Tensor] | None:
+        try:
+            data = reader.read(rec.path, rec.offset, rec.size)
+            with Image.open(io.BytesIO(data)) as im:
+                image = im.convert("RGB")
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) on bad bytes
+            log.debug("undecodable image %s in %s: %s", rec.key, rec.path, err)
+            return None
+        image_seed, text_seed = np.random.SeedSequence([self.seed, self.epoch, rec.pass_, *rec.uid, extra]).generate_state(2)
+        with _seeded_rngs(int(image_seed)):
+            pixels = self.transform(image)
+        texts = [rec.caption]
+        if self.num_prompts:
+            nouns = self.noun_extractor(rec.caption)
+            texts += make_prompts(rec.caption, nouns, self.num_prompts, np.random.default_rng(int(text_seed)))
+        return pixels, tokenize(texts, self.context_length)
+
+
+def build_pair_loader(
+    shards: str | Sequence[str | Mapping[str, Any]],
+    batch_size: int,
+    image_size: int,
+    context_length: int,
+    num_prompts: int,
+    augment: str | Mapping[str, Any],
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    num_workers: int,
+    start_batch: int = 0,
+    noun_extractor: Callable[[str], list[str]] | None = None,
+    *,
+    num_batches: int | None = None,
+    shuffle_buffer: int = 10_000,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """This rank's batches of ``epoch``, from batch ``start_batch`` on (module docstring for the guarantees).
+
+    Each batch: ``images`` float [B, 3, S, S] (normalised), ``tokens`` long [B, 1 + K, L] (caption, then the K
+    noun prompts), ``captions``/``keys`` lists of B, ``skipped`` {reason: count} met since the previous batch built
+    by the same worker (sum them), ``batch_index`` (position in the epoch). Without ``num_batches`` the epoch ends
+    when the rank's shards run out (ranks may then differ by a few batches); with it, every rank yields exactly
+    ``num_batches`` batches, going on with a new pass (the shards shuffled and dealt out again) if it runs short:
+    use that under DDP, with ``estimate_batches_per_epoch``.
+    """
+    for name, value, low in (("batch_size", batch_size, 1), ("image_size", image_size, 1),
+                             ("context_length", context_length, 2), ("num_prompts", num_prompts, 0),
+                             ("seed", seed, 0), ("epoch", epoch, 0), ("world_size", world_size, 1),
+                             ("num_workers", num_workers, 0), ("start_batch", start_batch, 0)):  # fmt: skip
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f"num_batches must be >= 1 or None, got {num_batches}")
+    sources = resolve_shards(shards)
+    for s in sources:
+        if len(s.shards) < world_size:
+            raise ValueError(
+                f"{len(s.shards)} shard(s) cannot be split over {world_size} ranks (each rank needs at least one); "
+                f"first shard: {s.shards[0]}"
+            )
+    if num_prompts and noun_extractor is None:
+        from .nouns import default_noun_extractor
+
+        noun_extractor = default_noun_extractor()
+    stream = PairStream(
+        sources, batch_size, build_train_transform(augment, image_size), context_length, num_prompts, noun_extractor,
+        seed, epoch, rank, world_size, start_batch, num_batches, shuffle_buffer,
+    )  # fmt: skip
+    # Its own generator: DataLoader draws a base seed per iterator, which would otherwise consume the global RNG.
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
+    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, generator=generator)

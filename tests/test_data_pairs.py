@@ -1,0 +1,223 @@
+"""The webdataset pair loader on generated img2dataset-layout shards: skips, patterns, mixing, rank/worker split,
+determinism and exact resume."""
+from collections import Counter
+
+import pytest
+import torch
+
+from groupseg.data.nouns import NounExtractor
+from groupseg.data.prompts import TEMPLATES
+from groupseg.data.pairs import build_pair_loader, count_samples, estimate_batches_per_epoch, resolve_shards
+from groupseg.tokenizer import get_tokenizer
+from helpers_shards import make_dataset
+
+EXTRACT = NounExtractor()  # the fallback rule: no warning, same in every environment
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    a_paths, a_keys = make_dataset(root / "a", num_shards=4, per_shard=6, defects=True)
+    b_paths, b_keys = make_dataset(root / "b", num_shards=3, per_shard=8, shard_offset=50, stats=True)
+    return dict(root=root, a=a_paths, a_keys=a_keys, b=b_paths, b_keys=b_keys)
+
+
+def load(shards, batch_size=4, num_workers=0, k=2, **kw):
+    args = dict(batch_size=batch_size, image_size=32, context_length=24, num_prompts=k, augment="light", seed=0,
+                epoch=0, rank=0, world_size=1, num_workers=num_workers, noun_extractor=EXTRACT)  # fmt: skip
+    args.update(kw)
+    return list(build_pair_loader(shards, **args))
+
+
+def pattern(paths):
+    return str(paths[0].parent / f"{{00000..{len(paths) - 1:05d}}}.tar")
+
+
+def assert_same(batches1, batches2):
+    assert len(batches1) == len(batches2)
+    for x, y in zip(batches1, batches2):
+        assert x["keys"] == y["keys"] and x["captions"] == y["captions"] and x["skipped"] == y["skipped"]
+        assert x["batch_index"] == y["batch_index"]
+        assert torch.equal(x["images"], y["images"]) and torch.equal(x["tokens"], y["tokens"])
+
+
+def test_batches_and_skips_counted_by_reason(data):
+    batches = load(pattern(data["a"]))
+    valid = data["a_keys"]["valid"]  # 24 samples - 5 defects; the undecodable image is found only when decoding
+    assert len(batches) == (len(valid) + 1) // 4
+    for i, b in enumerate(batches):
+        assert b["batch_index"] == i
+        assert b["images"].shape == (4, 3, 32, 32) and b["images"].dtype == torch.float32
+        assert b["tokens"].shape == (4, 3, 24) and b["tokens"].dtype == torch.long
+        assert len(b["captions"]) == len(b["keys"]) == 4
+    total = sum((Counter(b["skipped"]) for b in batches), Counter())
+    assert total == {r: 1 for r in ("undecodable_image", "empty_caption", "non_text_caption", "missing_caption",
+                                    "missing_image")}  # fmt: skip
+    keys = [k for b in batches for k in b["keys"]]
+    # every usable sample once; the undecodable one's slot re-uses another sample of its batch
+    assert set(keys) == valid and len(keys) == len(valid) + 1
+    # the images are normalised: roughly zero-mean, not [0, 1]
+    images = torch.cat([b["images"] for b in batches])
+    assert images.min() < -1 and images.max() > 1.5
+
+
+def test_tokens_are_caption_then_noun_prompts(data):
+    tok = get_tokenizer(77)
+
+    def norm(text):  # the BPE round trip splits digits and punctuation: compare without spaces
+        return "".join(text.lower().split())
+
+    batch = load(pattern(data["a"]), k=3, context_length=77)[0]
+    for caption, tokens in zip(batch["captions"], batch["tokens"]):
+        texts = [norm(tok.decode([t for t in row.tolist() if t][1:-1])) for row in tokens]
+        assert texts[0] == norm(caption)
+        allowed = {norm(t(n)) for t in TEMPLATES for n in EXTRACT(caption)} | {norm(caption)}
+        assert all(p in allowed for p in texts[1:])
+        assert any(p != norm(caption) for p in texts[1:])  # these captions have nouns
+    assert load(pattern(data["a"]), k=0)[0]["tokens"].shape == (4, 1, 24)
+
+
+def test_brace_pattern_list_and_pattern_list_agree(data):
+    a = data["a"]
+    by_pattern = load(pattern(a))
+    by_list = load([str(p) for p in a])
+    by_two_patterns = load([str(a[0].parent / "{00000..00001}.tar"), str(a[0].parent / "0000{2,3}.tar")])
+    assert_same(by_pattern, by_list)
+    assert_same(by_pattern, by_two_patterns)
+
+
+def test_workers_build_the_same_stream(data):
+    """Decoding happens in 2 worker processes; the stream does not depend on num_workers."""
+    assert_same(load(pattern(data["a"])), load(pattern(data["a"]), num_workers=2))
+
+
+def test_deterministic_and_varies_with_seed_and_epoch(data):
+    first = load(pattern(data["b"]), augment="reference", image_size=48)
+    assert_same(first, load(pattern(data["b"]), augment="reference", image_size=48))
+    order = [b["keys"] for b in first]
+    assert order != [b["keys"] for b in load(pattern(data["b"]), epoch=1)]
+    assert order != [b["keys"] for b in load(pattern(data["b"]), seed=1)]
+
+
+def test_same_sample_gets_new_augmentation_next_epoch(data):
+    one = {k: img for b in load(pattern(data["b"]), batch_size=1) for k, img in zip(b["keys"], b["images"])}
+    two = {k: img for b in load(pattern(data["b"]), batch_size=1, epoch=1) for k, img in zip(b["keys"], b["images"])}
+    assert one.keys() == two.keys()
+    assert sum(not torch.equal(one[k], two[k]) for k in one) > len(one) // 2
+
+
+def test_start_batch_resumes_exactly_without_processing_skipped_batches(data):
+    full = load(pattern(data["a"]), batch_size=3)
+    seen = []
+
+    def recording_extractor(caption):
+        seen.append(caption)
+        return EXTRACT(caption)
+
+    resumed = load(pattern(data["a"]), batch_size=3, start_batch=2, noun_extractor=recording_extractor)
+    assert_same(full[2:], resumed)
+    assert len(seen) == sum(len(b["captions"]) for b in resumed)  # batches 0 and 1 were never built
+    assert_same(full[3:], load(pattern(data["a"]), batch_size=3, start_batch=3, num_workers=2))
+    assert load(pattern(data["a"]), batch_size=3, start_batch=len(full)) == []
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(2, 2), (3, 0)])
+def test_ranks_and_workers_cover_each_sample_once(data, world_size, num_workers):
+    per_rank = [
+        [k for b in load(pattern(data["b"]), batch_size=1, rank=r, world_size=world_size, num_workers=num_workers)
+         for k in b["keys"]]
+        for r in range(world_size)
+    ]  # fmt: skip
+    every = [k for keys in per_rank for k in keys]
+    assert sorted(every) == sorted(data["b_keys"]["valid"])
+    assert all(keys for keys in per_rank)
+
+
+def test_num_batches_equalises_ranks(data):
+    # 3 shards over 2 ranks: rank 0 holds 16 samples, rank 1 holds 8 and must start its shards over
+    for rank in (0, 1):
+        batches = load(pattern(data["b"]), batch_size=4, rank=rank, world_size=2, num_batches=3)
+        assert [b["batch_index"] for b in batches] == [0, 1, 2]
+        keys = [k for b in batches for k in b["keys"]]
+        assert len(set(keys[:8])) == 8  # no sample twice before the rank's shards are used up
+        assert set(keys) <= data["b_keys"]["valid"]  # rank 1 runs short and continues with a new deal of shards
+    resumed = load(pattern(data["b"]), batch_size=4, rank=1, world_size=2, num_batches=3, start_batch=1)
+    assert_same(load(pattern(data["b"]), batch_size=4, rank=1, world_size=2, num_batches=3)[1:], resumed)
+
+
+def test_two_datasets_concatenated_or_weighted(data):
+    a_valid, b_valid = data["a_keys"]["valid"], data["b_keys"]["valid"]
+    concat = load([{"shards": pattern(data["a"])}, {"shards": pattern(data["b"])}], batch_size=1)
+    keys = [k for b in concat for k in b["keys"]]
+    assert sorted(keys) == sorted(a_valid | b_valid)  # concatenation: every sample once
+
+    mixed = load([{"shards": pattern(data["a"]), "weight": 1.0}, {"shards": pattern(data["b"]), "weight": 3.0}],
+                 batch_size=1, shuffle_buffer=0)  # fmt: skip
+    keys = [k for b in mixed for k in b["keys"]]
+    assert len(keys) == len(set(keys)) and set(keys) <= a_valid | b_valid
+    n_a, n_b = len(set(keys) & a_valid), len(set(keys) & b_valid)
+    assert n_a > 0 and n_b > 0
+    # weighted mixing stops when the first source runs out (here b, drawn 3x as often)
+    assert set(keys) >= b_valid and n_a < len(a_valid)
+    assert_same(mixed, load([{"shards": pattern(data["a"]), "weight": 1.0}, {"shards": pattern(data["b"]), "weight": 3.0}],
+                            batch_size=1, shuffle_buffer=0))  # fmt: skip
+
+
+def test_counts_from_stats_or_scan(data):
+    assert count_samples(pattern(data["b"])) == 24  # from _stats.json
+    assert count_samples(pattern(data["a"])) == 24 - 2  # scan: keys with both an image and a caption member
+    assert estimate_batches_per_epoch(pattern(data["b"]), batch_size=4, world_size=2) == 3
+
+
+def test_bad_arguments_are_clear_errors(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        load(str(data["root"] / "a" / "{00000..00009}.tar"))
+    with pytest.raises(ValueError, match="cannot be split over 5 ranks"):
+        load(pattern(data["a"]), world_size=5)
+    with pytest.raises(ValueError, match="unknown augment option"):
+        load(pattern(data["a"]), augment={"rotate": 3})
+    with pytest.raises(ValueError, match="rank"):
+        load(pattern(data["a"]), rank=1)
+    with pytest.raises(ValueError, match="local"):
+        resolve_shards("https://example.com/{0..3}.tar")
+
+
+def test_damaged_shard_is_counted_not_fatal(data, tmp_path):
+    good = data["b"][0].read_bytes()
+    (tmp_path / "00000.tar").write_bytes(good)
+    (tmp_path / "00001.tar").write_bytes(good[: len(good) // 2])  # truncated mid-shard
+    (tmp_path / "00002.tar").write_bytes(b"not a tar file" * 50)
+    batches = load(str(tmp_path / "{00000..00002}.tar"), batch_size=2)
+    total = sum((Counter(b["skipped"]) for b in batches), Counter())
+    assert total["unreadable_shard"] == 2 and len(batches) >= 4
+
+
+def test_reference_augmentation_survives_posterize_at_full_magnitude():
+    """timm's RandAugment asks PIL for 0-bit posterize at magnitude 10 (m9 + noise gets there); Pillow 13 raises."""
+    from PIL import Image
+
+    from groupseg.data.pairs import build_train_transform
+
+    transform = build_train_transform("reference", 48)
+    names = [type(t).__name__ for t in transform.transforms]
+    assert names[:3] == ["RandomResizedCropAndInterpolation", "RandomHorizontalFlip", "RandAugment"]
+    assert "ColorJitter" not in names and names[-1] == "RandomErasing"  # timm: no jitter with RandAugment
+    posterize = next(op for op in transform.transforms[2].ops if op.name.startswith("Posterize"))
+    posterize.magnitude, posterize.magnitude_std, posterize.prob = 10, 0.0, 1.0
+    out = posterize(Image.new("RGB", (48, 48), (200, 120, 40)))
+    assert out.getextrema() == ((0, 0), (0, 0), (0, 0))
+
+
+def test_loading_in_process_leaves_global_rngs_alone(data):
+    import random
+
+    import numpy as np
+
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expected = draw()
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    load(pattern(data["a"]), augment="reference", image_size=48)
+    assert draw() == expected
