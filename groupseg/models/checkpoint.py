@@ -1,4 +1,4 @@
-"""groupseg's own weights format, and ``load_model`` for every format groupseg reads.
+"""groupseg's own weights format, and ``load_model`` for every format groupseg reads (formats: ``convert.py``).
 
 A groupseg checkpoint is a directory (or the ``.safetensors`` file inside one) holding ``model.safetensors`` and
 ``config.json`` (``{"format": "groupseg", "model": {GroupViTConfig fields}}``). Loading it needs no pickle.
@@ -68,10 +68,15 @@ def read_groupseg_checkpoint(path: Path) -> tuple[GroupViTConfig, dict[str, torc
     config_file, weights_file = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     if not config_file.is_file() or not weights_file.is_file():
         raise CheckpointError(f"{directory} is not a groupseg checkpoint: it needs {CONFIG_NAME} and {WEIGHTS_NAME}")
-    meta = json.loads(config_file.read_text())
-    if meta.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"{config_file} does not say format={FORMAT_TAG!r}")
-    return GroupViTConfig.from_dict(meta["model"]), load_file(str(weights_file))
+    try:
+        meta = json.loads(config_file.read_text())
+        if meta.get("format") != FORMAT_TAG:
+            raise CheckpointError(f"{config_file} does not say format={FORMAT_TAG!r}")
+        return GroupViTConfig.from_dict(meta["model"]), load_file(str(weights_file))
+    except CheckpointError:
+        raise
+    except Exception as err:  # bad JSON, unknown config keys, a truncated safetensors file
+        raise CheckpointError(f"{directory} is a broken groupseg checkpoint: {type(err).__name__}: {err}") from err
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -100,12 +105,16 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     model.load_state_dict(state, strict=True)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> GroupViT:
-    """A GroupViT in eval mode from a groupseg checkpoint (directory or its ``model.safetensors``)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    config, state = read_groupseg_checkpoint(path)
-    model = GroupViT(config)
-    load_state_strict(model, state, f"{path} (groupseg format)")
-    return model.to(device).eval()
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", **config_overrides: Any) -> GroupViT:
+    """A GroupViT in eval mode from any supported weights format (see ``groupseg.models.convert``).
+
+    ``path``: a groupseg checkpoint (directory or its ``model.safetensors``), an official NVlabs ``.pth`` (only its
+    weights are read; no pickled code runs), or a Hugging Face ``GroupViTModel`` directory.
+    ``config_overrides``: ``GroupViTConfig`` fields to replace. Official ``.pth`` files carry no usable architecture
+    description, so it is read off the weight shapes, except the head counts: those default to width // 64 (the
+    official head dim, right for the released models); pass e.g. ``vision_heads=4`` for other models.
+    Raises ``CheckpointError`` naming the detected format and any missing / unexpected / mis-shaped keys.
+    """
+    from .convert import read_checkpoint  # convert builds on this module
+
+    return read_checkpoint(path, **config_overrides).build_model().to(device).eval()

@@ -45,7 +45,7 @@ class GroupViTConfig:
             if heads < 1 or width % heads:
                 raise ValueError(f"{tower}_heads={heads} does not divide {tower}_width={width}")
         if len(self.num_group_tokens) != len(self.vision_depths):
-            raise ValueError(f"num_group_tokens {self.num_group_tokens} needs one entry per stage of {self.vision_depths}")
+            raise ValueError(f"num_group_tokens {self.num_group_tokens} needs one entry per stage {self.vision_depths}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "GroupViTConfig":
