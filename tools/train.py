@@ -32,7 +32,11 @@ def main() -> int:
     if not Path(args.config).is_file():
         print(f"error: config {args.config} does not exist", file=sys.stderr)
         return 2
-    cfg = load_config(args.config, args.cfg_options)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+    except Exception as err:  # a config is python: report its error without mmengine's internals
+        print(f"error: cannot read config {args.config}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
     work_dir = args.work_dir or cfg.get("work_dir") or str(Path("work_dirs") / Path(args.config).stem)
     try:
         last = train(cfg, work_dir, resume=args.resume)

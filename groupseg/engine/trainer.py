@@ -70,7 +70,7 @@ def schedule(cfg: Config, world_size: int) -> dict[str, Any]:
     )
 
 
-def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, context_length: int):
+def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, context_length: int, steps_per_epoch: int):
     from ..data.pairs import build_pair_loader
 
     d = cfg.data
@@ -87,6 +87,7 @@ def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, co
         world_size=info.world_size,
         num_workers=d.get("num_workers", 2),
         start_batch=start_batch,
+        num_batches=steps_per_epoch,  # every rank yields the same number of batches (DDP needs it)
     )
 
 
@@ -182,8 +183,11 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     context_length = model.config.context_length
     try:
         while state["step"] < plan["total_steps"]:
-            loader = build_loader(cfg, info, state["epoch"], state["batch_in_epoch"], context_length)
-            for batch in loader:
+            loader = build_loader(cfg, info, state["epoch"], state["batch_in_epoch"], context_length,
+                                  plan["steps_per_epoch"])  # fmt: skip
+            with torch.random.fork_rng(devices=[]):  # DataLoader draws a seed from the global RNG: keep it out
+                batches = iter(loader)
+            for batch in batches:
                 for reason, n in batch.get("skipped", {}).items():
                     state["skipped"][reason] = state["skipped"].get(reason, 0) + n
                 lr = lr_at(state["step"], **{k: plan[k] for k in ("base_lr", "total_steps", "warmup_steps",

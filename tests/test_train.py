@@ -1,0 +1,115 @@
+"""tools/train.py as a user runs it, on shards the test writes: learning, skip reports, kill + resume, NaN stop."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import groupseg
+from helpers_shards import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "tools" / "train.py"
+
+
+def write_config(tmp_path: Path, shards: str, **train) -> Path:
+    cfg = tmp_path / "tiny.py"
+    train_options = {**dict(epochs=6, seed=0, precision="fp32", log_interval=2, ckpt_interval=4, keep_last=2,
+                            device="cpu"), **train}  # fmt: skip
+    cfg.write_text(
+        f"""
+model = dict(preset="groupvit-tiny", context_length=24)
+data = dict(train="{shards}", batch_size=8, image_size=32, num_prompts=2, augment="light", num_workers=0,
+            samples_per_epoch=None)
+loss = dict(multi_label_weight=1.0)
+optimizer = dict(lr=3e-3, weight_decay=0.05, warmup_steps=3, warmup_lr=1e-4, min_lr=1e-4, clip_grad=5.0,
+                 scale_lr=False)
+train = {train_options!r}
+"""
+    )
+    return cfg
+
+
+def train_cmd(cfg: Path, work_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(TRAIN), str(cfg), "--work-dir", str(work_dir), *extra]
+
+
+def run(cmd, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("shards")
+    make_dataset(root, num_shards=2, per_shard=24, defects=True, image_size=(40, 36))
+    return str(root / "{00000..00001}.tar")
+
+
+def metrics(work_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_learns_reports_skips_and_writes_loadable_checkpoints(tmp_path, shards):
+    cfg = write_config(tmp_path, shards)
+    out = run(train_cmd(cfg, tmp_path / "run"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = metrics(tmp_path / "run")
+    # 43 valid samples, batch 8 -> 5 steps/epoch x 6 epochs; logs every 2 steps and at the end
+    assert rows[-1]["step"] == 30 and rows[-1]["epoch"] == 5
+    assert rows[-1]["loss"] < 0.85 * rows[0]["loss"]
+    assert rows[-1]["img_per_s"] > 0
+    for reason in ("undecodable_image", "empty_caption", "non_text_caption", "missing_caption", "missing_image"):
+        assert rows[-1][f"skipped/{reason}"] >= 1, reason  # counted every epoch the shard is read
+    assert "skipped samples:" in out.stdout and "undecodable_image" in out.stdout
+    assert (tmp_path / "run" / "tb").is_dir()
+    ckpts = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert [c.name for c in ckpts] == ["step_00000028", "step_00000030"]  # keep_last=2
+    model = groupseg.load_model(ckpts[-1])
+    assert model.encode_image(torch.randn(1, 3, 32, 32)).shape == (1, 16)
+
+
+def test_killed_and_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, shards):
+    cfg = write_config(tmp_path, shards, epochs=8)
+    full = run(train_cmd(cfg, tmp_path / "full"))
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    killed_dir = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(train_cmd(cfg, killed_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not (killed_dir / "checkpoints" / "latest").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    latest = (killed_dir / "checkpoints" / "latest").read_text().strip()
+    assert latest != "step_00000040"
+
+    resumed = run(train_cmd(cfg, killed_dir, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed at step" in resumed.stderr
+    a = load_file(tmp_path / "full" / "checkpoints" / "step_00000040" / "model.safetensors")
+    b = load_file(killed_dir / "checkpoints" / "step_00000040" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, shards):
+    cfg = write_config(tmp_path, shards)
+    out = run(train_cmd(cfg, tmp_path / "nan", "--cfg-options", "model.logit_scale_init=nan"))
+    assert out.returncode == 3
+    assert "non-finite loss" in out.stderr and "no checkpoint was written yet" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_config_path_is_a_clear_error(tmp_path):
+    out = run([sys.executable, str(TRAIN), str(tmp_path / "nope.py")])
+    assert out.returncode == 2 and "does not exist" in out.stderr
