@@ -221,3 +221,32 @@ def test_loading_in_process_leaves_global_rngs_alone(data):
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     load(pattern(data["a"]), augment="reference", image_size=48)
     assert draw() == expected
+
+
+@pytest.mark.parametrize("fmt", ["PAX_FORMAT", "GNU_FORMAT", "USTAR_FORMAT"])
+def test_tar_headers_read_like_tarfile(tmp_path, fmt):
+    """The loader's own ustar reader agrees with the tarfile module, extension headers included."""
+    import io
+    import tarfile
+
+    from groupseg.data.pairs import _tar_members
+
+    path = tmp_path / "x.tar"
+    long_dir = "d" * 90 + "/" + "e" * 60  # needs the ustar prefix field, or an extension header
+    names = ["000000000.jpg", "000000000.txt", f"{long_dir}/000000001.jpg", "ünïcode/000000002.txt", "big.bin"]
+    if fmt == "USTAR_FORMAT":
+        names[3] = "plain/000000002.txt"
+    with tarfile.open(path, "w", format=getattr(tarfile, fmt)) as tf:
+        folder = tarfile.TarInfo("a_directory")
+        folder.type = tarfile.DIRTYPE
+        tf.addfile(folder)
+        for i, name in enumerate(names):
+            data = bytes([i]) * (700 * i + 3)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with tarfile.open(path) as tf:
+        expected = [(m.name, m.offset_data, m.size) for m in tf if m.isreg()]
+    with open(path, "rb") as f:
+        assert list(_tar_members(f)) == expected
+    assert [e[0] for e in expected] == names
