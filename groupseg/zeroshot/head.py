@@ -1,0 +1,66 @@
+"""The official GroupViT zero-shot segmentation head, as pure functions of the image tower's outputs.
+
+Faithful to ``GroupViTSegInference.encode_decode`` (NVlabs ``segmentation/evaluation/group_vit_seg.py``):
+
+1. chain the soft assignments (patches → 64 → 8 groups), bilinearly upsample to the input size, one-hot argmax group
+   per pixel;
+2. A = softmax over classes of ``scale · cos(group, class)``;
+3. keep the top-5 classes of the image-level embedding; B = softmax over those only; group scores = B ⊙ A;
+4. each pixel takes its group's scores; with a background label (label 0), a pixel is background where its best score
+   is below ``min(bg_thresh, max of the image's group scores)``: background logit 1 there, 0 elsewhere.
+
+Everything is batched; every image (or slide crop) gets its own top-5 and its own threshold.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, G, H, W]`` one-hot map of each pixel's final group, from per-stage soft assignments ``[B, G_out, N_in]``."""
+    chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
+    for soft in soft_assignments[1:]:
+        chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
+    batch, _, groups = chained.shape
+    maps = chained.transpose(1, 2).reshape(batch, groups, *grid)
+    maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.one_hot(maps.argmax(dim=1), groups).permute(0, 3, 1, 2).to(maps.dtype)
+
+
+def group_class_scores(
+    group_embeds: torch.Tensor, image_embeds: torch.Tensor, class_embeds: torch.Tensor, logit_scale: torch.Tensor,
+    topk: int = 5,
+) -> torch.Tensor:
+    """``[B, G, K]`` = B ⊙ A: group→class softmax, times the softmax restricted to the image's top-k classes."""
+    logits = logit_scale * group_embeds @ class_embeds.T  # [B, G, K]
+    affinity = logits.softmax(dim=-1)
+    image_probs = (logit_scale * image_embeds @ class_embeds.T).softmax(dim=-1)  # [B, K]
+    top = image_probs.topk(min(topk, class_embeds.shape[0]), dim=-1).indices
+    keep = torch.zeros_like(image_probs, dtype=torch.bool).scatter_(-1, top, True)
+    filtered = logits.masked_fill(~keep[:, None, :], float("-inf")).softmax(dim=-1)
+    return filtered * affinity
+
+
+def seg_logits(
+    soft_assignments: Sequence[torch.Tensor],
+    grid: tuple[int, int],
+    group_embeds: torch.Tensor,
+    image_embeds: torch.Tensor,
+    class_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    size: tuple[int, int],
+    bg_thresh: float | None = None,
+    topk: int = 5,
+) -> torch.Tensor:
+    """``[B, (1 +) K, H, W]`` per-pixel class scores; with ``bg_thresh`` label 0 is the thresholded background."""
+    masks = group_masks(soft_assignments, grid, size)
+    scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)
+    pixel = torch.einsum("bghw,bgk->bkhw", masks, scores)
+    if bg_thresh is None:
+        return pixel
+    thresh = scores.amax(dim=(1, 2)).clamp(max=bg_thresh)  # per image: min(bg_thresh, its max group score)
+    background = (pixel.amax(dim=1, keepdim=True) < thresh[:, None, None, None]).to(pixel.dtype)
+    return torch.cat([background, pixel], dim=1)

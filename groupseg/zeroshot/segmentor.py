@@ -1,0 +1,116 @@
+"""``GroupViTSegmentor``: GroupViT as an mmseg 1.x segmentor, so mmseg's machinery does whole/slide inference,
+resizing back to the original image and result packing, and mmengine's Runner / IoUMetric evaluate it.
+
+Only ``encode_decode`` is GroupViT's own (the official head, :mod:`groupseg.zeroshot.head`); ``slide_inference`` is
+mmseg's, with the crops of an image run as batches instead of one at a time.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from mmengine.config import ConfigDict
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+
+from ..models import GroupViT
+from .embeddings import class_embeddings
+from .head import seg_logits
+from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
+
+DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, crop_batch_size=4)
+
+
+@MODELS.register_module()
+class GroupViTSegmentor(EncoderDecoder):
+    """Zero-shot GroupViT segmentor.
+
+    Args:
+        checkpoint: anything :func:`groupseg.load_model` reads (or pass ``model``).
+        vocabulary: the labels to predict, see :func:`groupseg.zeroshot.parse_vocabulary`.
+        test_cfg: ``mode`` ('whole' | 'slide'), ``crop_size``, ``stride``, ``bg_thresh`` (background threshold, used
+            when label 0 is 'background'), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5).
+        model: an already built :class:`GroupViT` (instead of ``checkpoint``).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        vocabulary: VocabularySpec | None = None,
+        test_cfg: dict | None = None,
+        data_preprocessor: dict | None = None,
+        model: GroupViT | None = None,
+        init_cfg: dict | None = None,
+    ):
+        BaseSegmentor.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)  # no backbone/head cfgs
+        if (checkpoint is None) == (model is None):
+            raise ValueError("GroupViTSegmentor needs exactly one of checkpoint= (a path) or model= (a GroupViT)")
+        if model is None:
+            from ..models.checkpoint import load_model
+
+            model = load_model(checkpoint)
+        self.model = model.eval()
+        self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
+        self.align_corners = False
+        if vocabulary is None:
+            raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
+        self.set_vocabulary(vocabulary)
+
+    def set_vocabulary(self, vocabulary: VocabularySpec) -> None:
+        """Switch labels; the class embeddings are computed here, once per vocabulary."""
+        self.vocabulary: Vocabulary = parse_vocabulary(vocabulary)
+        self.num_classes = self.out_channels = len(self.vocabulary)
+        self.register_buffer("class_embeds", class_embeddings(self.model, self.vocabulary), persistent=False)
+
+    # -- the GroupViT part ------------------------------------------------------------------------------------------
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: Any = None) -> torch.Tensor:
+        """Normalised images ``[B, 3, H, W]`` → per-pixel label scores ``[B, num_classes, H, W]`` (official head)."""
+        out = self.model.forward_image(inputs)
+        return seg_logits(
+            [a.soft for a in out.vision.assignments],
+            out.vision.grid,
+            out.group_embeds,
+            out.image_embeds,
+            self.class_embeds,
+            self.model.scale(),
+            size=inputs.shape[2:],
+            bg_thresh=self.test_cfg.bg_thresh if self.vocabulary.with_background else None,
+            topk=self.test_cfg.get("topk", 5),
+        )
+
+    @torch.no_grad()
+    def slide_inference(self, inputs: torch.Tensor, batch_img_metas: Any) -> torch.Tensor:
+        """mmseg's sliding window (same windows, same averaging of overlaps), running crops in batches."""
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        batch, _, h_img, w_img = inputs.shape
+        boxes = []
+        for h_idx in range(max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1):
+            for w_idx in range(max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1):
+                y2, x2 = min(h_idx * h_stride + h_crop, h_img), min(w_idx * w_stride + w_crop, w_img)
+                boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+        crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in boxes])  # all crops share one size
+        step = max(1, self.test_cfg.get("crop_batch_size", 4)) * batch
+        logits = torch.cat([self.encode_decode(chunk) for chunk in crops.split(step)])
+        preds = inputs.new_zeros((batch, self.out_channels, h_img, w_img))
+        count = inputs.new_zeros((batch, 1, h_img, w_img))
+        for i, (y1, y2, x1, x2) in enumerate(boxes):
+            preds[:, :, y1:y2, x1:x2] += logits[i * batch : (i + 1) * batch]
+            count[:, :, y1:y2, x1:x2] += 1
+        return preds / count
+
+    @torch.no_grad()
+    def whole_inference(self, inputs: torch.Tensor, batch_img_metas: Any) -> torch.Tensor:
+        return self.encode_decode(inputs)
+
+    # -- mmseg interface: zero-shot only ----------------------------------------------------------------------------
+    def extract_feat(self, inputs: torch.Tensor):
+        return self.model.forward_image(inputs)
+
+    def _forward(self, inputs: torch.Tensor, data_samples=None) -> torch.Tensor:
+        return self.encode_decode(inputs)
+
+    def loss(self, inputs, data_samples):
+        raise NotImplementedError("GroupViTSegmentor is zero-shot inference only; train GroupViT with tools/train.py")
