@@ -1,0 +1,95 @@
+"""Zero-shot evaluation, mmseg style: parse args, merge the config, build an mmengine Runner, run the test loop.
+
+    python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
+        [--show-dir DIR] [--work-dir DIR] [--cfg-options key=value ...]
+
+Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
+(missing dataset, vocabulary that does not fit, unreadable checkpoint) exits with code 2 and one line on stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+
+import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
+from groupseg.models.checkpoint import CheckpointError  # noqa: E402
+from groupseg.zeroshot import (  # noqa: E402
+    DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, dataset_classes, parse_vocabulary,
+)  # fmt: skip
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+USER_ERRORS = (CheckpointError, DatasetError, VocabularyError, FileNotFoundError)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Zero-shot GroupViT segmentation: evaluate a checkpoint")
+    parser.add_argument("config", help="test config, e.g. configs/zeroshot/groupvit_voc.py")
+    parser.add_argument("checkpoint", help="GroupViT weights (anything groupseg.load_model reads)")
+    parser.add_argument("--vocab", help="class names: 'background,cat,dog', 'bg; person: man, woman', or a file")
+    parser.add_argument("--bg-thresh", type=float, help="background threshold (default: the config's)")
+    parser.add_argument("--out", help="write predicted label PNGs here (one per image, named like the image)")
+    parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
+    parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f"config {args.config} does not exist")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if not osp.exists(args.checkpoint):
+        raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
+    cfg.model.checkpoint = args.checkpoint
+    if args.bg_thresh is not None:
+        cfg.model.test_cfg.bg_thresh = args.bg_thresh
+
+    dataset = cfg.test_dataloader.dataset
+    labels = dataset_classes(dataset)
+    if args.vocab:
+        vocab = parse_vocabulary(args.vocab)
+    elif cfg.model.vocabulary.get("classes"):
+        vocab = parse_vocabulary(cfg.model.vocabulary)
+    else:
+        raise VocabularyError(f"{args.config} names no classes: pass --vocab (one class per label id, in order)")
+    if labels is None:  # a dataset without fixed names: the vocabulary defines the labels
+        dataset.metainfo = dict(classes=list(vocab.names))
+    else:
+        check_fits_dataset(vocab, labels, f"{dataset.type} ({args.config})")
+    cfg.model.vocabulary = vocab.to_config()
+    check_dataset_files(dataset)
+
+    if args.out:
+        cfg.test_evaluator.output_dir = args.out
+    if args.show_dir:
+        cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ZeroShotOverlayHook", out_dir=args.show_dir)]
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        runner = Runner.from_cfg(cfg)
+        start = time.perf_counter()
+        metrics = runner.test()
+        seconds = time.perf_counter() - start
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    count = len(runner.test_dataloader.dataset)
+    print(f"mIoU: {metrics['mIoU']:.2f}  aAcc: {metrics['aAcc']:.2f}  mAcc: {metrics['mAcc']:.2f}")
+    print(f"{count} images in {seconds:.1f} s ({count / seconds:.2f} images/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
