@@ -31,7 +31,9 @@ def write_shard(path: Path, samples: list[dict]) -> None:
             for ext, value in s.items():
                 if ext == "key":
                     continue
-                data = json.dumps(value).encode() if ext == "json" else value.encode() if isinstance(value, str) else value
+                if ext == "json":
+                    value = json.dumps(value)
+                data = value.encode() if isinstance(value, str) else value
                 info = tarfile.TarInfo(f"{s['key']}.{ext}")
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
@@ -57,7 +59,7 @@ def make_dataset(
             sid = s + shard_offset
             key = f"{sid:05d}{i:04d}"
             n = sid * 1000 + i
-            sample = {"key": key, "jpg": image_bytes(n, image_size), "txt": caption(n), "json": {"key": key, "status": "success"}}
+            sample = {"key": key, "jpg": image_bytes(n, image_size), "txt": caption(n), "json": {"key": key}}
             reason = None
             if defects and s == 1:
                 if i == 0:

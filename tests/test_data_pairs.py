@@ -151,16 +151,15 @@ def test_two_datasets_concatenated_or_weighted(data):
     keys = [k for b in concat for k in b["keys"]]
     assert sorted(keys) == sorted(a_valid | b_valid)  # concatenation: every sample once
 
-    mixed = load([{"shards": pattern(data["a"]), "weight": 1.0}, {"shards": pattern(data["b"]), "weight": 3.0}],
-                 batch_size=1, shuffle_buffer=0)  # fmt: skip
+    weighted = [{"shards": pattern(data["a"]), "weight": 1.0}, {"shards": pattern(data["b"]), "weight": 3.0}]
+    mixed = load(weighted, batch_size=1, shuffle_buffer=0)
     keys = [k for b in mixed for k in b["keys"]]
     assert len(keys) == len(set(keys)) and set(keys) <= a_valid | b_valid
     n_a, n_b = len(set(keys) & a_valid), len(set(keys) & b_valid)
     assert n_a > 0 and n_b > 0
     # weighted mixing stops when the first source runs out (here b, drawn 3x as often)
     assert set(keys) >= b_valid and n_a < len(a_valid)
-    assert_same(mixed, load([{"shards": pattern(data["a"]), "weight": 1.0}, {"shards": pattern(data["b"]), "weight": 3.0}],
-                            batch_size=1, shuffle_buffer=0))  # fmt: skip
+    assert_same(mixed, load(weighted, batch_size=1, shuffle_buffer=0))
 
 
 def test_counts_from_stats_or_scan(data):
@@ -250,3 +249,14 @@ def test_tar_headers_read_like_tarfile(tmp_path, fmt):
     with open(path, "rb") as f:
         assert list(_tar_members(f)) == expected
     assert [e[0] for e in expected] == names
+
+
+def test_png_images_and_text_captions(tmp_path):
+    """GroupViT's own YFCC shards use KEY.text; img2dataset can write PNG (--encode_format png)."""
+    from helpers_shards import caption, image_bytes, write_shard
+
+    samples = [{"key": f"{i:09d}", "png": image_bytes(i, fmt="PNG"), "text": caption(i)} for i in range(4)]
+    write_shard(tmp_path / "00000.tar", samples)
+    (batch,) = load(str(tmp_path / "00000.tar"), batch_size=4)
+    assert sorted(batch["keys"]) == [s["key"] for s in samples] and batch["skipped"] == {}
+    assert sorted(batch["captions"]) == sorted(s["text"] for s in samples)

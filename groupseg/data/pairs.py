@@ -95,7 +95,7 @@ def build_train_transform(augment: str | Mapping[str, Any], image_size: int) -> 
 
     if isinstance(augment, str):
         if augment not in AUGMENT_PRESETS:
-            raise ValueError(f"unknown augment preset {augment!r}; choose from {sorted(AUGMENT_PRESETS)} or pass a dict")
+            raise ValueError(f"unknown augment preset {augment!r}: use one of {sorted(AUGMENT_PRESETS)} or a dict")
         cfg = dict(AUGMENT_PRESETS[augment])
     else:
         augment = dict(augment)
@@ -104,7 +104,8 @@ def build_train_transform(augment: str | Mapping[str, Any], image_size: int) -> 
             raise ValueError(f"unknown augment base {base!r}; choose from {sorted(AUGMENT_PRESETS)}")
         unknown = set(augment) - AUGMENT_KEYS
         if unknown:
-            raise ValueError(f"unknown augment option(s) {sorted(unknown)}; allowed: base, {', '.join(sorted(AUGMENT_KEYS))}")
+            allowed = ", ".join(["base", *sorted(AUGMENT_KEYS)])
+            raise ValueError(f"unknown augment option(s) {sorted(unknown)}; allowed: {allowed}")
         cfg = {**AUGMENT_PRESETS[base], **augment}
     transform = create_transform(input_size=image_size, is_training=True, **cfg)
     for t in transform.transforms:
@@ -346,7 +347,7 @@ def estimate_batches_per_epoch(
 
 
 # ------------------------------------------------------------------------------------------------------- the stream
-def _rank_shards(source: ShardSource, index: int, seed: int, epoch: int, pass_: int, rank: int, world: int) -> list[str]:
+def _rank_shards(source: ShardSource, index: int, seed: int, epoch: int, pass_: int, rank: int, world: int):
     order = np.random.default_rng([seed, epoch, pass_, index]).permutation(len(source.shards))
     return [source.shards[i] for i in order[rank::world]]
 
@@ -394,7 +395,7 @@ def _shuffled(events: Iterator, size: int, rng: np.random.Generator) -> Iterator
         yield buf[i]
 
 
-def _windows(events: Iterator, batch_size: int, num_batches: int | None) -> Iterator[tuple[int, list[_Record], Counter]]:
+def _windows(events: Iterator, batch_size: int, num_batches: int | None) -> Iterator[tuple[int, list, Counter]]:
     """(batch index, records, skips) per full window; see step 4 of the module docstring."""
     j, records, skips, pending = 0, [], Counter(), None
     for event in events:
@@ -563,7 +564,8 @@ class PairStream(IterableDataset):
         except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) on bad bytes
             log.debug("undecodable image %s in %s: %s", rec.key, rec.path, err)
             return None
-        image_seed, text_seed = np.random.SeedSequence([self.seed, self.epoch, rec.pass_, *rec.uid, extra]).generate_state(2)
+        entropy = [self.seed, self.epoch, rec.pass_, *rec.uid, extra]
+        image_seed, text_seed = np.random.SeedSequence(entropy).generate_state(2)
         with _seeded_rngs(int(image_seed)):
             pixels = self.transform(image)
         texts = [rec.caption]
