@@ -237,3 +237,23 @@ def test_missing_dataset_or_checkpoint_exits_2_with_one_line(tmp_path, checkpoin
     make_voc(tmp_path, np.random.default_rng(0))
     assert tool.main([str(REPO / "configs/zeroshot/groupvit_voc.py"), str(tmp_path / "no-such-ckpt")]) == 2
     assert capsys.readouterr().err.startswith("error: checkpoint")
+
+
+def test_config_prompt_names_are_the_official_renames_of_the_dataset_labels():
+    from mmengine.config import Config
+    from mmseg.datasets import PascalContextDataset, PascalVOCDataset
+
+    renames = {"aeroplane": "airplane", "diningtable": "table", "pottedplant": "plant", "tvmonitor": "monitor"}
+    voc = Config.fromfile(REPO / "configs/zeroshot/groupvit_voc.py")
+    want = [{**renames, "aeroplane": "aeroplane"}.get(c, c) for c in PascalVOCDataset.METAINFO["classes"]]
+    assert voc.model.vocabulary.classes == want  # VOC keeps 'aeroplane'
+    context = Config.fromfile(REPO / "configs/zeroshot/groupvit_context.py")
+    assert context.model.vocabulary.classes == [renames.get(c, c) for c in PascalContextDataset.METAINFO["classes"]]
+    coco = Config.fromfile(REPO / "configs/zeroshot/groupvit_coco_object.py")
+    assert tuple(coco.model.vocabulary.classes) == COCO_OBJECT_CLASSES and len(COCO_OBJECT_CLASSES) == 81
+    thresholds = [c.model.test_cfg.bg_thresh for c in (voc, context, coco)]
+    assert thresholds == [0.95, 0.35, 0.95]
+    for cfg in (voc, context, coco):
+        assert cfg.model.test_cfg.mode == "slide" and cfg.model.test_cfg.crop_size == (448, 448)
+        assert cfg.model.test_cfg.stride == (224, 224) and cfg.model.vocabulary.templates == ["a photo of a {}."]
+        assert cfg.test_dataloader.dataset.pipeline[1].scale == (2048, 448)

@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Zero-shot GroupViT segmentation of images: overlays with a legend")
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--vocab", required=True, help="class names: 'cat,dog,grass', 'person: man, woman; dog', or a file")
+    parser.add_argument("--vocab", required=True, help="'cat,dog,grass', 'person: man, woman; dog', or a file")
     parser.add_argument("--checkpoint", default=os.environ.get("GROUPSEG_CHECKPOINT"),
                         help="GroupViT weights (default: $GROUPSEG_CHECKPOINT)")  # fmt: skip
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")

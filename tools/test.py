@@ -18,7 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.zeroshot import (  # noqa: E402
-    DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, dataset_classes, parse_vocabulary,
+    DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, dataset_classes,
+    parse_vocabulary,
 )  # fmt: skip
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -45,7 +46,8 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
+    default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir
     if not osp.exists(args.checkpoint):
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
     cfg.model.checkpoint = args.checkpoint
@@ -54,8 +56,11 @@ def build_config(args: argparse.Namespace) -> Config:
 
     dataset = cfg.test_dataloader.dataset
     labels = dataset_classes(dataset)
+    config_templates = cfg.model.vocabulary.get("templates")
     if args.vocab:
         vocab = parse_vocabulary(args.vocab)
+        if vocab.templates == DEFAULT_TEMPLATES and config_templates:  # the vocabulary set none: keep the config's
+            vocab = parse_vocabulary(dict(classes=vocab.to_config()["classes"], templates=config_templates))
     elif cfg.model.vocabulary.get("classes"):
         vocab = parse_vocabulary(cfg.model.vocabulary)
     else:
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     count = len(runner.test_dataloader.dataset)
-    print(f"mIoU: {metrics['mIoU']:.2f}  aAcc: {metrics['aAcc']:.2f}  mAcc: {metrics['mAcc']:.2f}")
+    print("  ".join(f"{k}: {v:.2f}" for k, v in sorted(metrics.items(), key=lambda kv: kv[0] != "mIoU")))
     print(f"{count} images in {seconds:.1f} s ({count / seconds:.2f} images/s)")
     return 0
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 
 def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, G, H, W]`` one-hot map of each pixel's final group, from per-stage soft assignments ``[B, G_out, N_in]``."""
+    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
     chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]

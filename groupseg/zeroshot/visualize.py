@@ -15,7 +15,8 @@ def make_palette(num_classes: int, with_background: bool = True) -> np.ndarray:
     i = np.floor(hues * 6).astype(int) % 6
     f = hues * 6 - np.floor(hues * 6)
     p, q, t = val * (1 - sat), val * (1 - f * sat), val * (1 - (1 - f) * sat)
-    table = np.stack([np.choose(i, c) for c in ((val, q, p, p, t, val), (t, val, val, q, p, p), (p, p, t, val, val, q))])
+    sectors = ((val, q, p, p, t, val), (t, val, val, q, p, p), (p, p, t, val, val, q))  # HSV → R, G, B
+    table = np.stack([np.choose(i, c) for c in sectors])
     palette = (table.T * 255).round().astype(np.uint8)
     if with_background and num_classes:
         palette[0] = 0

@@ -14,7 +14,8 @@ model = dict(
         seg_pad_val=255),
     test_cfg=dict(mode='slide', crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, crop_batch_size=4))
 test_cfg = dict(type='TestLoop')
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0), dist_cfg=dict(backend='nccl'))
+env_cfg = dict(
+    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0), dist_cfg=dict(backend='nccl'))
 default_hooks = dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50))
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
