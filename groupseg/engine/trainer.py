@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -236,9 +237,12 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
 
 
 def _global_skips(skipped: dict[str, int], info: D.DistInfo) -> dict[str, int]:
-    """Skip counts summed over ranks (each rank reads different shards)."""
-    totals = D.all_reduce_mean({k: float(v) for k, v in skipped.items()}, info.device)
-    return {k: int(round(v * info.world_size)) for k, v in totals.items()} if D.is_distributed() else skipped
+    """Skip counts summed over ranks (each rank reads different shards, so each has its own reasons)."""
+    if not D.is_distributed():
+        return dict(skipped)
+    parts: list = [None] * info.world_size
+    torch.distributed.all_gather_object(parts, dict(skipped))
+    return dict(sum((Counter(p) for p in parts), Counter()))
 
 
 def _save(ckpt_dir, model, optimizer, scaler, state, info: D.DistInfo, keep_last: int) -> Path | None:
