@@ -26,7 +26,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "TypedStorage"): torch.storage.TypedStorage,
     **{
         ("torch._utils", name): getattr(torch._utils, name)
-        for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state")
+        for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+                     "_rebuild_parameter_with_state")
     },
 }
 
