@@ -1,24 +1,13 @@
 # COCO-Object val2017 (5000 images): COCO-Stuff 164k with the 80 thing classes as 1-80 and everything else as
 # background 0 (masks from tools/convert_coco_object.py). Labels: groupseg's COCOObjectDataset.
+_base_ = ['./zeroshot_eval.py']
 dataset_type = 'COCOObjectDataset'
 data_root = 'data/coco_stuff164k'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 448), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017'),
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017')))
 class_names = [
     'background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
     'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep',

@@ -1,25 +1,14 @@
 # PASCAL Context val (5105 images, 59 classes + background), as GroupViT evaluates it. Labels and their names: mmseg's
 # PascalContextDataset (60 labels, 0 = background, no ignore). `class_names` are the prompt names (official renames).
+_base_ = ['./zeroshot_eval.py']
 dataset_type = 'PascalContextDataset'
 data_root = 'data/VOCdevkit/VOC2010'
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 448), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassContext'),
-        ann_file='ImageSets/SegmentationContext/val.txt',
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+        ann_file='ImageSets/SegmentationContext/val.txt'))
 class_names = [
     'background', 'airplane', 'bag', 'bed', 'bedclothes', 'bench', 'bicycle', 'bird', 'boat', 'book', 'bottle',
     'building', 'bus', 'cabinet', 'car', 'cat', 'ceiling', 'chair', 'cloth', 'computer', 'cow', 'cup', 'curtain',
