@@ -24,6 +24,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 
 _APPLIED = False
 
@@ -125,6 +126,8 @@ def apply() -> None:
     if _APPLIED:
         return
     check_torchvision()
-    install_mmcv_ops_standin()
+    if install_mmcv_ops_standin():
+        # mmcv's transformer bricks warn on import that the deformable-attention op is missing: expected here.
+        warnings.filterwarnings("ignore", message="Fail to import ``MultiScaleDeformableAttention``")
     patch_mmengine_checkpoint_loading()
     _APPLIED = True
