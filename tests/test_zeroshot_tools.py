@@ -1,6 +1,7 @@
 """tools/test.py end to end on tiny VOC / Context / COCO-Object layouts (as a user runs it), its errors, and
 tools/convert_coco_object.py. The printed mIoU is checked against numpy over the written PNGs and the ground truth."""
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -139,10 +140,12 @@ def printed_miou(stdout):
 def test_voc_end_to_end(tmp_path, checkpoint):
     gts = make_voc(tmp_path, np.random.default_rng(0))
     result = run_test_tool(tmp_path, str(REPO / "configs/zeroshot/groupvit_voc.py"), checkpoint, "--out", "pred",
-                           "--cfg-options", *SMALL)  # fmt: skip
+                           "--json", "metrics.json", "--cfg-options", *SMALL)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "per class results" in result.stdout + result.stderr and "tvmonitor" in result.stdout + result.stderr
     assert printed_miou(result.stdout) == numpy_miou(tmp_path / "pred", gts, 21)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert round(written["mIoU"], 2) == printed_miou(result.stdout) and written["images"] == len(gts)
     assert sorted(os.listdir(tmp_path / "pred")) == sorted(p.name for p in gts)
 
 

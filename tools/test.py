@@ -1,7 +1,7 @@
 """Zero-shot evaluation, mmseg style: parse args, merge the config, build an mmengine Runner, run the test loop.
 
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
-        [--show-dir DIR] [--work-dir DIR] [--cfg-options key=value ...]
+        [--show-dir DIR] [--work-dir DIR] [--json FILE] [--cfg-options key=value ...]
 
 Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
 (missing dataset, vocabulary that does not fit, unreadable checkpoint) exits with code 2 and one line on stderr.
@@ -9,6 +9,7 @@ Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groups
 from __future__ import annotations
 
 import argparse
+import json
 import os.path as osp
 import sys
 import time
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="write predicted label PNGs here (one per image, named like the image)")
     parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
+    parser.add_argument("--json", help="also write the metrics (mIoU, aAcc, mAcc, images/s) to this JSON file")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
     return parser.parse_args(argv)
 
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     count = len(runner.test_dataloader.dataset)
     print("  ".join(f"{k}: {v:.2f}" for k, v in sorted(metrics.items(), key=lambda kv: kv[0] != "mIoU")))
     print(f"{count} images in {seconds:.1f} s ({count / seconds:.2f} images/s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            numbers = {k: float(v) for k, v in metrics.items()}
+            json.dump({**numbers, "images": count, "seconds": seconds, "images_per_s": count / seconds}, f, indent=2)
     return 0
 
 
