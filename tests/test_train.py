@@ -143,3 +143,12 @@ def test_bf16_autocast_step_tracks_fp32():
         opt = build_optimizer(model, lr=1e-3)
         losses[precision] = train_step(model, GroupViTLoss(0.0), opt, batch, torch.device("cpu"), precision)["loss"]
     assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
+
+
+def test_time_budget_stops_early_with_a_checkpoint(tmp_path, shards):
+    cfg = write_config(tmp_path, shards, epochs=1000, time_budget_minutes=0.001)
+    out = run(train_cmd(cfg, tmp_path / "budget"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "time budget of 0.001 min reached at step 1" in out.stderr
+    assert (tmp_path / "budget" / "checkpoints" / "latest").read_text().strip() == "step_00000001"
+    assert metrics(tmp_path / "budget")[-1]["step"] == 1

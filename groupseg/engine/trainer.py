@@ -181,6 +181,8 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     last_ckpt = None
     model.train()
     window_start, window_images = time.perf_counter(), 0
+    budget_s = 60 * t.time_budget_minutes if t.get("time_budget_minutes") else float("inf")
+    loop_start = time.perf_counter()  # the optional time budget counts wall time of this invocation's loop
     context_length = model.config.context_length
     try:
         while state["step"] < plan["total_steps"]:
@@ -198,10 +200,13 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
                                      cfg.optimizer.get("clip_grad", 5.0), scaler)  # fmt: skip
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
+                run_seconds = D.all_reduce_mean({"t": time.perf_counter() - loop_start}, info.device)["t"]
+                out_of_time = run_seconds >= budget_s  # averaged over ranks, so every rank stops at the same step
                 window_images += batch["images"].shape[0] * info.world_size
                 metrics = D.all_reduce_mean(metrics, info.device)
                 logger.step(loss=metrics["loss"])
-                if state["step"] % t.get("log_interval", 10) == 0 or state["step"] == plan["total_steps"]:
+                last = state["step"] == plan["total_steps"] or out_of_time
+                if state["step"] % t.get("log_interval", 10) == 0 or last:
                     elapsed = time.perf_counter() - window_start
                     metrics.update(lr=lr, img_per_s=window_images / max(elapsed, 1e-9), epoch=state["epoch"],
                                    scale=model.scale().item(), **{f"skipped/{k}": v for k, v in
@@ -209,9 +214,11 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
                     logger.log(state["step"], metrics)
                     logger.step(0, loss=metrics["loss"], img_s=metrics["img_per_s"])
                     window_start, window_images = time.perf_counter(), 0
-                if state["step"] % t.get("ckpt_interval", 1000) == 0 or state["step"] == plan["total_steps"]:
+                if state["step"] % t.get("ckpt_interval", 1000) == 0 or last:
                     last_ckpt = _save(ckpt_dir, model, optimizer, scaler, state, info, t.get("keep_last", 3))
-                if state["step"] >= plan["total_steps"]:
+                if out_of_time:
+                    logger.message(f"time budget of {t.time_budget_minutes} min reached at step {state['step']}")
+                if last:
                     break
             else:  # the epoch's data ran out
                 state["epoch"] += 1

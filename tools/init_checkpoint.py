@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Write the model a training config starts from (same seed, no step taken) as a groupseg checkpoint.
+
+    python tools/init_checkpoint.py CONFIG OUT_DIR [--cfg-options k=v ...]
+
+The "untrained" baseline: evaluate it with tools/test.py beside the trained checkpoint to see what training added.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import groupseg
+from mmengine.config import DictAction
+
+from groupseg.engine.trainer import load_config, seed_everything
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("out")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
+    args = parser.parse_args()
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+    except Exception as err:
+        print(f"error: cannot read config {args.config}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    seed_everything(cfg.train.get("seed", 0))  # as tools/train.py seeds rank 0 before building the model
+    model = groupseg.GroupViT(groupseg.build_config(**cfg.model))
+    print(f"untrained checkpoint: {groupseg.save_checkpoint(model, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
