@@ -9,24 +9,32 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import CrossAttnBlock, MixerMlp, Mlp
 
 
+def _one_hot_straight_through(soft: torch.Tensor, dim: int) -> torch.Tensor:
+    """One-hot of ``soft``'s argmax; with autograd on, carrying ``soft``'s gradient (straight-through)."""
+    hard = torch.zeros_like(soft).scatter_(dim, soft.argmax(dim, keepdim=True), 1.0)
+    return hard - soft.detach() + soft if soft.requires_grad else hard
+
+
 def hard_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
     """One-hot of the argmax, with the softmax's gradient (straight-through)."""
-    soft = logits.softmax(dim)
-    hard = torch.zeros_like(soft).scatter_(dim, soft.argmax(dim, keepdim=True), 1.0)
-    return hard - soft.detach() + soft
+    return _one_hot_straight_through(logits.softmax(dim), dim)
 
 
 def gumbel_hard_softmax(logits: torch.Tensor, dim: int, tau: float = 1.0) -> torch.Tensor:
     """Hard Gumbel-softmax sample with a straight-through gradient (``F.gumbel_softmax(hard=True)`` on any axis)."""
     gumbels = -torch.empty_like(logits).exponential_().log()
-    soft = ((logits + gumbels) / tau).softmax(dim)
-    hard = torch.zeros_like(soft).scatter_(dim, soft.argmax(dim, keepdim=True), 1.0)
-    return hard - soft.detach() + soft
+    return _one_hot_straight_through(((logits + gumbels) / tau).softmax(dim), dim)
+
+
+def _linear_fp32(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    bias = layer.bias.float() if layer.bias is not None else None
+    return F.linear(x.float(), layer.weight.float(), bias)
 
 
 class Assignment(NamedTuple):
@@ -38,6 +46,8 @@ class Assignment(NamedTuple):
 
 class AssignAttention(nn.Module):
     """Single-head attention whose softmax runs over the *group* (query) axis, made hard."""
+
+    fp32_layers = ("q_proj", "k_proj")  # kept fp32 by ``precision.cast_matmul_weights_``: they make the logits
 
     def __init__(self, dim: int, assign_eps: float = 1.0, gumbel_tau: float = 1.0, gumbel: bool = True):
         super().__init__()
@@ -51,12 +61,16 @@ class AssignAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, groups: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, Assignment]:
-        logits = (self.q_proj(groups) @ self.k_proj(tokens).transpose(-2, -1)) * self.scale  # [B, G, N]
+        # The logits decide which group each token joins: under bf16 autocast they stay fp32 (q/k are ~1% of the
+        # FLOPs), so argmax near-ties break as in fp32 and the soft assignments the zero-shot head chains stay fp32.
+        with torch.autocast(tokens.device.type, enabled=False):
+            logits = _linear_fp32(self.q_proj, groups) @ _linear_fp32(self.k_proj, tokens).transpose(-2, -1)
+            logits = logits * self.scale  # [B, G, N]
+        soft = logits.softmax(dim=-2)
         if self.training and self.gumbel:
             hard = gumbel_hard_softmax(logits, dim=-2, tau=self.gumbel_tau)
         else:
-            hard = hard_softmax(logits, dim=-2)
-        soft = logits.softmax(dim=-2)
+            hard = _one_hot_straight_through(soft, dim=-2)
         weights = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)  # mean over assigned tokens, damped
         out = self.proj(weights @ self.v_proj(tokens))
         return out, Assignment(hard=hard, soft=soft)

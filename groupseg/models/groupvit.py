@@ -99,6 +99,11 @@ class ProjectionHead(nn.Module):
         return x.reshape(*shape[:-1], x.shape[-1])
 
 
+def _normalize(embeds: torch.Tensor) -> torch.Tensor:
+    """L2-normalised in fp32, also under bf16 autocast: cosine similarities ×100 feed softmaxes downstream."""
+    return F.normalize(embeds.float(), dim=-1)
+
+
 @dataclass
 class ImageOutput:
     image_embeds: torch.Tensor  # [B, D] L2-normalised projected mean of the segment tokens
@@ -138,14 +143,14 @@ class GroupViT(nn.Module):
     def forward_image(self, images: torch.Tensor) -> ImageOutput:
         """Everything the loss and the zero-shot head need from one pass of the image tower."""
         vision = self.img_encoder(images)
-        image_embeds = F.normalize(self.img_projector(vision.pooled), dim=-1)
-        group_embeds = F.normalize(self.img_projector(vision.tokens), dim=-1)
+        image_embeds = _normalize(self.img_projector(vision.pooled))
+        group_embeds = _normalize(self.img_projector(vision.tokens))
         return ImageOutput(image_embeds=image_embeds, group_embeds=group_embeds, vision=vision)
 
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """``[B, 3, H, W]`` normalised pixels (any H, W) → ``[B, D]`` image embeddings."""
         embeds = self.img_projector(self.img_encoder(images).pooled)
-        return F.normalize(embeds, dim=-1) if normalize else embeds
+        return _normalize(embeds) if normalize else embeds
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """``[..., context_length]`` token ids → ``[..., D]`` text embeddings."""
@@ -157,7 +162,7 @@ class GroupViT(nn.Module):
         flat = tokens.reshape(-1, tokens.shape[-1])
         embeds = self.text_projector(self.text_encoder(flat))
         embeds = embeds.reshape(*tokens.shape[:-1], embeds.shape[-1])
-        return F.normalize(embeds, dim=-1) if normalize else embeds
+        return _normalize(embeds) if normalize else embeds
 
     # -- temperatures -------------------------------------------------------------------------------------------
     def scale(self) -> torch.Tensor:
