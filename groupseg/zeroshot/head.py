@@ -19,15 +19,21 @@ import torch
 import torch.nn.functional as F
 
 
-def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
     chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
     batch, _, groups = chained.shape
     maps = chained.transpose(1, 2).reshape(batch, groups, *grid)
     maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
-    return F.one_hot(maps.argmax(dim=1), groups).permute(0, 3, 1, 2).to(maps.dtype)
+    return maps.max(dim=1).indices  # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+
+
+def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+    groups = pixel_groups(soft_assignments, grid, size)
+    return F.one_hot(groups, soft_assignments[-1].shape[1]).permute(0, 3, 1, 2).to(soft_assignments[-1].dtype)
 
 
 def group_class_scores(
@@ -56,11 +62,14 @@ def seg_logits(
     topk: int = 5,
 ) -> torch.Tensor:
     """``[B, (1 +) K, H, W]`` per-pixel class scores; with ``bg_thresh`` label 0 is the thresholded background."""
-    masks = group_masks(soft_assignments, grid, size)
-    scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)
-    pixel = torch.einsum("bghw,bgk->bkhw", masks, scores)
-    if bg_thresh is None:
-        return pixel
-    thresh = scores.amax(dim=(1, 2)).clamp(max=bg_thresh)  # per image: min(bg_thresh, its max group score)
-    background = (pixel.amax(dim=1, keepdim=True) < thresh[:, None, None, None]).to(pixel.dtype)
-    return torch.cat([background, pixel], dim=1)
+    groups = pixel_groups(soft_assignments, grid, size)  # [B, H, W]
+    scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)  # [B, G, K]
+    if bg_thresh is not None:
+        # a pixel's best score is its group's best score, so background is decided per group, not per pixel
+        best = scores.amax(dim=2)  # [B, G]
+        thresh = best.amax(dim=1, keepdim=True).clamp(max=bg_thresh)  # per image: min(bg_thresh, max group score)
+        scores = torch.cat([(best < thresh).to(scores.dtype)[..., None], scores], dim=2)  # [B, G, 1 + K]
+    # each pixel takes its group's row of scores (a gather: the one-hot product without the multiply-adds)
+    batch, height, width = groups.shape
+    index = groups.view(batch, 1, -1).expand(-1, scores.shape[2], -1)
+    return scores.transpose(1, 2).gather(2, index).view(batch, -1, height, width)

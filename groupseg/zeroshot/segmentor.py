@@ -6,6 +6,7 @@ mmseg's, with the crops of an image run as batches instead of one at a time.
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -16,11 +17,14 @@ from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 
 from ..models import GroupViT
+from ..models.precision import cast_matmul_weights_
 from .embeddings import class_embeddings
 from .head import seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
-DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, crop_batch_size=4)
+DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, crop_batch_size=4,
+                        precision="fp32", compile=False)  # fmt: skip
+PRECISIONS = ("fp32", "bf16")
 
 
 @MODELS.register_module()
@@ -31,8 +35,12 @@ class GroupViTSegmentor(EncoderDecoder):
         checkpoint: anything :func:`groupseg.load_model` reads (or pass ``model``).
         vocabulary: the labels to predict, see :func:`groupseg.zeroshot.parse_vocabulary`.
         test_cfg: ``mode`` ('whole' | 'slide'), ``crop_size``, ``stride``, ``bg_thresh`` (background threshold, used
-            when label 0 is 'background'), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5).
-        model: an already built :class:`GroupViT` (instead of ``checkpoint``).
+            when label 0 is 'background'), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5),
+            ``precision`` ('fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights stored in
+            bf16; assignments, embeddings and the head stay fp32), ``compile`` (``torch.compile`` the image tower,
+            weights frozen as constants; each new input shape compiles once, which takes tens of seconds on a CPU).
+        model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
+            segmentor works on a copy of it.
     """
 
     def __init__(
@@ -51,8 +59,16 @@ class GroupViTSegmentor(EncoderDecoder):
             from ..models.checkpoint import load_model
 
             model = load_model(checkpoint)
-        self.model = model.eval()
+        elif (test_cfg or {}).get("precision", "fp32") != "fp32":
+            model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
         self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
+        if self.test_cfg.precision not in PRECISIONS:
+            raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, not {self.test_cfg.precision!r}")
+        self.model = model.eval()
+        if self.test_cfg.precision == "bf16":
+            for tower in (model.img_encoder, model.img_projector):
+                cast_matmul_weights_(tower, torch.bfloat16)
+        self._compiled = torch.compile(model.forward_image) if self.test_cfg.compile else None
         self.align_corners = False
         if vocabulary is None:
             raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
@@ -65,9 +81,20 @@ class GroupViTSegmentor(EncoderDecoder):
         self.register_buffer("class_embeds", class_embeddings(self.model, self.vocabulary), persistent=False)
 
     # -- the GroupViT part ------------------------------------------------------------------------------------------
+    def forward_image(self, inputs: torch.Tensor):
+        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``)."""
+        bf16 = self.test_cfg.precision == "bf16"
+        with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+            if self._compiled is None:
+                return self.model.forward_image(inputs)
+            from torch._inductor import config as inductor_config
+
+            with inductor_config.patch(freezing=not torch.is_grad_enabled()):  # inference: weights are constants
+                return self._compiled(inputs)
+
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: Any = None) -> torch.Tensor:
         """Normalised images ``[B, 3, H, W]`` → per-pixel label scores ``[B, num_classes, H, W]`` (official head)."""
-        out = self.model.forward_image(inputs)
+        out = self.forward_image(inputs)
         return seg_logits(
             [a.soft for a in out.vision.assignments],
             out.vision.grid,
@@ -107,7 +134,7 @@ class GroupViTSegmentor(EncoderDecoder):
 
     # -- mmseg interface: zero-shot only ----------------------------------------------------------------------------
     def extract_feat(self, inputs: torch.Tensor):
-        return self.model.forward_image(inputs)
+        return self.forward_image(inputs)
 
     def _forward(self, inputs: torch.Tensor, data_samples=None) -> torch.Tensor:
         return self.encode_decode(inputs)

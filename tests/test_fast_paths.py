@@ -1,0 +1,117 @@
+"""The speed paths compute what the plain paths compute: bf16 CPU attention, the text tower's attention, bf16
+inference with pre-cast weights (assignments and embeddings still fp32), and the compiled segmentor."""
+import copy
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import groupseg
+from groupseg.models.layers import BF16_CPU_PLAIN_MAX_PAIRS, attention
+from groupseg.models.precision import cast_matmul_weights_
+from groupseg.models.text import TextSelfAttention
+from groupseg.zeroshot import GroupViTSegmentor
+
+CLASSES = ["background", "cat", "dog", "grass", "sky", "car"]
+
+
+def qkv(batch, heads, length, dim=16, requires_grad=False):
+    return [torch.randn(batch, heads, length, dim, requires_grad=requires_grad) for _ in range(3)]
+
+
+@pytest.mark.parametrize("length, causal", [(40, False), (20, True), (int(BF16_CPU_PLAIN_MAX_PAIRS**0.5) + 8, False)])
+def test_bf16_cpu_attention_matches_fp32_sdpa_forward_and_backward(length, causal):
+    """The plain path (self-attention and masked) and, for long sequences, SDPA: as accurate as SDPA's fused bf16."""
+    q, k, v = qkv(2, 3, length, requires_grad=True)
+    mask = torch.full((length, length), float("-inf")).triu(1) if causal else None
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    low = [t.detach().bfloat16().requires_grad_() for t in (q, k, v)]
+    got = attention(*low, mask=mask)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    fused = F.scaled_dot_product_attention(*low, attn_mask=mask)  # PyTorch's own bf16 kernel, the accuracy to match
+    assert (got.float() - expected).abs().mean() < 1.5 * (fused.float() - expected).abs().mean() + 1e-4
+    weights = torch.randn_like(expected)
+    (expected * weights).sum().backward()
+    (got.float() * weights).sum().backward()
+    for ref, ours in zip((q, k, v), low):
+        torch.testing.assert_close(ours.grad.float(), ref.grad, atol=6e-2, rtol=6e-2)
+
+
+def test_fp32_attention_is_exactly_sdpa():
+    q, k, v = qkv(2, 3, 500)
+    assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+
+
+def test_text_self_attention_is_the_multihead_attention_it_replaces():
+    mha = nn.MultiheadAttention(32, 4, batch_first=True)
+    fast = TextSelfAttention(mha)
+    assert dict(fast.named_parameters()).keys() == dict(mha.named_parameters()).keys()
+    assert all(a is b for a, b in zip(fast.parameters(), mha.parameters()))  # the same tensors, not copies
+    x = torch.randn(3, 10, 32)
+    mask = torch.full((10, 10), float("-inf")).triu(1)
+    expected = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
+    torch.testing.assert_close(fast(x, x, x, need_weights=False, attn_mask=mask)[0], expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="batch-first"):
+        TextSelfAttention(nn.MultiheadAttention(32, 4))
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A random tiny GroupViT with sharpened assignments (several groups per image), as in test_zeroshot_head."""
+    torch.manual_seed(0)
+    model = groupseg.GroupViT(groupseg.build_config("groupvit-tiny")).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("assign.q_proj.weight", "assign.k_proj.weight")):
+                param.mul_(10)
+    return model
+
+
+def test_cast_matmul_weights_leaves_norms_tables_and_assignment_logits_fp32(model):
+    tower = cast_matmul_weights_(copy.deepcopy(model.img_encoder))
+    dtypes = {name: p.dtype for name, p in tower.named_parameters()}
+    assert dtypes["layers.0.blocks.0.attn.qkv.weight"] == dtypes["patch_embed.proj.weight"] == torch.bfloat16
+    assert dtypes["layers.0.downsample.assign.v_proj.bias"] == torch.bfloat16
+    for name in ("layers.0.downsample.assign.q_proj.weight", "layers.0.downsample.assign.k_proj.bias",
+                 "layers.0.blocks.0.norm1.weight", "pos_embed", "layers.0.group_token"):  # fmt: skip
+        assert dtypes[name] == torch.float32, name
+
+
+@torch.no_grad()
+def test_bf16_segmentor_agrees_with_fp32_and_leaves_the_callers_model_alone(model):
+    cfg = dict(mode="whole")
+    fp32 = GroupViTSegmentor(model=model, vocabulary=CLASSES[1:], test_cfg=cfg)
+    bf16 = GroupViTSegmentor(model=model, vocabulary=CLASSES[1:], test_cfg={**cfg, "precision": "bf16"})
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the segmentor cast a copy
+    assert bf16.model.img_encoder.layers[0].blocks[0].mlp.fc1.weight.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.class_embeds, fp32.class_embeds)  # the text tower is not touched
+
+    images = torch.randn(4, 3, 48, 64)
+    out32, out16 = fp32.forward_image(images), bf16.forward_image(images)
+    assert out16.image_embeds.dtype == out16.group_embeds.dtype == torch.float32
+    for a32, a16 in zip(out32.vision.assignments, out16.vision.assignments):
+        assert a16.soft.dtype == torch.float32
+        torch.testing.assert_close(a16.soft, a32.soft, atol=0.05, rtol=0)
+    torch.testing.assert_close(out16.image_embeds, out32.image_embeds, atol=0.03, rtol=0)
+
+    labels32, labels16 = fp32.encode_decode(images).argmax(1), bf16.encode_decode(images).argmax(1)
+    assert len(labels32.unique()) > 1  # the comparison covers several labels
+    assert (labels32 == labels16).float().mean() > 0.95
+    with pytest.raises(ValueError, match="precision"):
+        GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg={**cfg, "precision": "fp16"})
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+@torch.no_grad()
+def test_compiled_segmentor_matches_eager(model):
+    """torch.compile (inductor, weights frozen) on the slide path; one input shape, so one compilation (~30 s)."""
+    cfg = dict(mode="slide", crop_size=(32, 32), stride=(16, 16), bg_thresh=0.5, crop_batch_size=8)
+    eager = GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg=cfg)
+    compiled = GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg={**cfg, "compile": True})
+    images = torch.randn(2, 3, 48, 64)
+    meta = [dict(ori_shape=(48, 64), img_shape=(48, 64), padding_size=[0, 0, 0, 0])] * 2
+    expected = eager.inference(images, meta)
+    torch.testing.assert_close(compiled.inference(images, meta), expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(compiled.inference(images, meta), expected, atol=1e-4, rtol=0)  # cached graph
