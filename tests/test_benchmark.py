@@ -1,0 +1,53 @@
+"""tools/benchmark.py runs end to end (tiny preset, one round) and writes the JSON report it promises; no timings
+are asserted, only that every part measured what it says, on identical weights."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tiny_benchmark_writes_every_part(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "tools/benchmark.py", "--tiny", "--repeats", "1", "--warmup", "0", "--threads", "1",
+               "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert report["preset"] == "groupvit-tiny" and report["machine"]["threads"] == 1
+    assert report["machine"]["device"] == "cpu" or report["machine"]["device"].startswith("cuda")
+    assert report["parity_max_abs_diff"] < 1e-4  # groupseg read the port's weights: the same model
+    assert set(report["matmul_peak_gflops"]) == {"fp32", "bf16"}
+    assert all(v > 0 for v in report["matmul_peak_gflops"].values())
+
+    rows = report["rows"]
+    assert {r["part"] for r in rows} == {"vision", "zeroshot", "train", "scaling", "data"}
+    for row in rows:
+        assert row["median_ms"] > 0 and row["items_per_s"] > 0 and len(row["times_ms"]) >= 1, row
+        assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        if row["part"] != "data":
+            assert row["gflop"] > 0 and row["peak_mem_mb"] >= 0 and "mfu_pct" in row, row
+    impls = {(r["part"], r["impl"]) for r in rows}
+    for precision in ("fp32", "bf16"):
+        assert {("vision", f"port {precision}"), ("vision", f"groupseg {precision}"), ("train", f"port {precision}"),
+                ("train", f"groupseg {precision}"), ("train", f"groupseg +multi-label {precision}"),
+                ("zeroshot", f"groupseg whole {precision}"), ("zeroshot", f"groupseg slide {precision}"),
+                ("scaling", f"groupseg slide {precision}")} <= impls  # fmt: skip
+    assert {(r["size"]) for r in rows if r["part"] == "scaling"} == {32, 64, 128}
+    train = {r["impl"]: r for r in rows if r["part"] == "train"}
+    assert train["groupseg bf16"]["items"] == 8 and train["groupseg bf16"]["vs_port_fp32"] > 0
+    # the multi-label loss runs 4 texts per image: more FLOPs than the caption-only step
+    assert train["groupseg +multi-label fp32"]["gflop"] > train["groupseg fp32"]["gflop"]
+
+    targets = report["targets"]
+    assert set(targets) == {"train_img_s_vs_port_fp32", "zeroshot_vs_port_vision_fp32@32",
+                            "zeroshot_vs_port_vision_fp32@64"}  # fmt: skip
+    for target in targets.values():
+        assert target["ratio"] > 0 and target["met"] == (target["ratio"] >= target["target"])
+
+    accuracy = report["bf16_accuracy"]
+    assert 0 <= accuracy["zeroshot_label_agreement"] <= 1 and len(accuracy["assignment_argmax_agreement"]) == 2
+    assert accuracy["image_embeds_max_abs_diff"] < 0.1  # bf16 stays close to fp32
+    assert "target train_img_s_vs_port_fp32" in result.stdout and f"wrote {out}" in result.stdout

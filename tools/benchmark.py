@@ -1,0 +1,552 @@
+#!/usr/bin/env python
+"""How fast groupseg is, next to transformers' GroupViT port, on identical weights and inputs, in one process.
+
+    python tools/benchmark.py                          # GroupViT-S; fp32 and bf16; GPU if there is one; ~5 min
+    python tools/benchmark.py --only train --repeats 9 # one part, more repeats
+    python tools/benchmark.py --tiny --repeats 1       # the tiny preset: a smoke test (seconds)
+
+One random ``transformers.GroupViTModel`` (a fixed seed) is saved with ``save_pretrained`` and read back with
+``groupseg.load_model``, so both implementations hold the same weights (checked: ``parity_max_abs_diff``). Every
+measurement runs the implementations interleaved (A B A B ..., the order flipped each round) after warm-up, so that
+load from other processes hits both alike; the table gives medians, the inter-quartile spread, throughput, ratios,
+model FLOPs (``FlopCounterMode``) over the matmul peak measured in the same process (MFU), and peak memory.
+
+Parts (``--only``): ``peak`` (square matmul GFLOP/s, fp32/bf16), ``vision`` (image tower forward, batch 1, at each
+``--sizes``; the port: ``get_image_features``), ``zeroshot`` (groupseg's full zero-shot inference of one image:
+tower, head, mmseg post-processing; whole and slide), ``train`` (image + text forward, contrastive loss, backward,
+gradient clipping, AdamW; groupseg through ``engine.train_step``, also with the multi-label loss), ``scaling``
+(zero-shot whole vs slide at ``--scaling-sizes``), ``data`` (the training data pipeline's decode + augmentation
+throughput on generated JPEG shards), ``accuracy`` (bf16 vs fp32: embeddings and zero-shot label agreement).
+On a GPU, times come from CUDA events with synchronisation; on a CPU from ``perf_counter``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
+from groupseg.models import GroupViT, GroupViTConfig, build_config
+
+PARTS = ("peak", "vision", "zeroshot", "train", "scaling", "data", "accuracy")
+TARGETS = {"train_img_s_vs_port_fp32": 2.0, "zeroshot_vs_port_vision_fp32": 3.0}
+CAPTIONS = ["a photo of a dog on a sofa", "two cats", "a red car parked by a tree", "boats in a harbour at dusk",
+            "a man riding a horse", "a plate of food", "a bird on a branch", "people walking in the rain"]  # fmt: skip
+
+
+# -- timing -----------------------------------------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_once(fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds for one call: CUDA events around it on a GPU, perf_counter on a CPU."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        sync(device)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    begin = time.perf_counter()
+    fn()
+    return time.perf_counter() - begin
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device) -> dict[str, list]:
+    """Times of each function over ``repeats`` rounds, A B C / C B A / ..., after ``warmup`` untimed rounds."""
+    names, times = list(fns), {name: [] for name in fns}
+    for round_ in range(warmup + repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            seconds = time_once(fns[name], device)
+            if round_ >= warmup:
+                times[name].append(seconds)
+    return times
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """Median, extremes and inter-quartile spread (% of the median) of a list of seconds, in ms."""
+    ms = sorted(t * 1e3 for t in times)
+    quartiles = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else [ms[0]] * 3
+    median = statistics.median(ms)
+    return dict(median_ms=median, min_ms=ms[0], max_ms=ms[-1], iqr_pct=100 * (quartiles[2] - quartiles[0]) / median,
+                times_ms=ms)  # fmt: skip
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
+    """Peak memory allocated during one call (above what was live before it): CUDA allocator statistics on a GPU,
+    the profiler's allocation events on a CPU."""
+    if device.type == "cuda":
+        sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+# -- the two implementations ------------------------------------------------------------------------------------------
+def hf_config_for(config: GroupViTConfig):
+    """transformers' GroupViTConfig with the architecture of a groupseg config."""
+    from transformers import GroupViTConfig as HFConfig
+
+    vision = dict(hidden_size=config.vision_width, intermediate_size=int(config.vision_width * config.mlp_ratio),
+                  depths=list(config.vision_depths), num_hidden_layers=sum(config.vision_depths),
+                  num_group_tokens=list(config.num_group_tokens),
+                  num_output_groups=list(config.num_output_groups) + [config.num_output_groups[-1]],
+                  num_attention_heads=config.vision_heads, image_size=config.image_size,
+                  patch_size=config.patch_size, assign_eps=config.assign_eps, dropout=0.0, attention_dropout=0.0)
+    text = dict(hidden_size=config.text_width, intermediate_size=4 * config.text_width,
+                num_hidden_layers=config.text_layers, num_attention_heads=config.text_heads,
+                max_position_embeddings=config.context_length, vocab_size=config.vocab_size,
+                eos_token_id=config.vocab_size - 1, bos_token_id=config.vocab_size - 2, pad_token_id=0,
+                dropout=0.0, attention_dropout=0.0)  # fmt: skip
+    return HFConfig(text_config=text, vision_config=vision, projection_dim=config.embed_dim,
+                    projection_intermediate_dim=config.proj_hidden_dim,
+                    logit_scale_init_value=config.logit_scale_init)  # fmt: skip
+
+
+def build_pair(preset: str, device: torch.device, seed: int = 0):
+    """(port, groupseg model): one random transformers model, and groupseg reading its save_pretrained directory."""
+    from transformers import GroupViTModel
+
+    config = build_config(preset, drop_path_rate=0.0)  # the port has no stochastic depth
+    torch.manual_seed(seed)
+    port = GroupViTModel(hf_config_for(config)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        port.save_pretrained(tmp)
+        model = groupseg.load_model(tmp)
+    return port.to(device), model.to(device).eval()
+
+
+def port_image_features(port, images: torch.Tensor) -> torch.Tensor:
+    """The port's ``get_image_features``, written out so that other sizes get the interpolated position table
+    (its ``vision_model.forward`` has no ``interpolate_pos_encoding``; the embeddings module has)."""
+    vision = port.vision_model
+    size = vision.config.image_size
+    embeddings = vision.embeddings(images, interpolate_pos_encoding=tuple(images.shape[2:]) != (size, size))
+    pooled = vision.layernorm(vision.encoder(hidden_states=embeddings, return_dict=True)[0]).mean(dim=1)
+    return port.visual_projection(pooled)
+
+
+def parity(port, model, size: int, device: torch.device) -> float:
+    images = torch.randn(2, 3, size, size, device=device)
+    with torch.no_grad():
+        expected = F.normalize(port.get_image_features(pixel_values=images).pooler_output, dim=-1)
+        assert torch.equal(F.normalize(port_image_features(port, images), dim=-1), expected)
+        big = torch.randn(1, 3, 2 * size, 2 * size, device=device)  # the interpolated position table too
+        diffs = [(model.encode_image(images) - expected).abs().max().item(),
+                 (model.encode_image(big) - F.normalize(port_image_features(port, big), dim=-1)).abs().max().item()]
+        return max(diffs)
+
+
+def segmentor(model: GroupViT, precision: str, mode: str, crop: int, stride: int, compile: bool = False):
+    from groupseg.zeroshot import GroupViTSegmentor
+
+    classes = ["background"] + [f"class {i}" for i in range(20)]  # VOC-sized vocabulary; embeddings are cached
+    test_cfg = dict(mode=mode, crop_size=(crop, crop), stride=(stride, stride), bg_thresh=0.95, precision=precision,
+                    compile=compile)  # fmt: skip
+    return GroupViTSegmentor(model=model, vocabulary=classes, test_cfg=test_cfg).eval()
+
+
+def predict_fn(seg, images: torch.Tensor) -> Callable[[], Any]:
+    """One image through ``predict``: tower, head, and mmseg's post-processing (resize, argmax)."""
+    from mmseg.structures import SegDataSample
+
+    shape = tuple(images.shape[2:])
+    meta = dict(ori_shape=shape, img_shape=shape, pad_shape=shape, padding_size=[0, 0, 0, 0])
+
+    def run():
+        with torch.no_grad():
+            return seg.predict(images, [SegDataSample(metainfo=meta) for _ in range(len(images))])
+
+    return run
+
+
+# -- the parts ----------------------------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, args: argparse.Namespace, device: torch.device):
+        self.args, self.device = args, device
+        self.rows: list[dict] = []
+        self.peak: dict[str, float] = {}
+
+    def run(self, part: str, case: dict[str, Any], fns: dict[str, Callable[[], Any]], items: int = 1,
+            flops: bool = True, memory: bool = True) -> dict[str, dict]:  # fmt: skip
+        """Time ``fns`` interleaved; one row per implementation, ``case`` fields shared."""
+        args = self.args
+        times = interleaved(fns, args.repeats, args.warmup, self.device)
+        rows = {}
+        for name, fn in fns.items():
+            stats = summary(times[name])
+            row = dict(part=part, **case, impl=name, items=items, **stats,
+                       items_per_s=items / (stats["median_ms"] / 1e3))  # fmt: skip
+            precision = name.split(" ")[-1] if name.endswith(("fp32", "bf16")) else case.get("precision", "fp32")
+            if flops:
+                row["gflop"] = count_flops(fn) / 1e9
+                if self.peak.get(precision):
+                    row["mfu_pct"] = 100 * row["gflop"] / (stats["median_ms"] / 1e3) / self.peak[precision]
+            if memory:
+                row["peak_mem_mb"] = peak_memory_mb(fn, self.device)
+            rows[name] = row
+            self.rows.append(row)
+        print(format_rows(list(rows.values())), flush=True)
+        return rows
+
+    def matmul_peak(self) -> None:
+        n = self.args.matmul_size
+        for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            a, b = (torch.randn(n, n, device=self.device, dtype=dtype) for _ in range(2))
+            times = interleaved({"mm": lambda: a @ b}, max(5, self.args.repeats), 2, self.device)["mm"]
+            self.peak[precision] = 2 * n**3 / statistics.median(times) / 1e9
+        print(f"matmul peak ({n}²): fp32 {self.peak['fp32']:.0f} GFLOP/s, bf16 {self.peak['bf16']:.0f} GFLOP/s",
+              flush=True)  # fmt: skip
+
+    def vision(self, port, model, size: int) -> None:
+        images = torch.randn(1, 3, size, size, device=self.device)
+        native = model.config.image_size
+        fns = {}
+        for precision in self.args.precisions:
+            seg = self.segmentors(model, precision)["whole"]
+
+            def port_fn(p=precision):
+                with torch.no_grad(), autocast(p, self.device):
+                    port_image_features(port, images)
+
+            def ours(s=seg):
+                with torch.no_grad():
+                    s.forward_image(images)
+
+            fns[f"port {precision}"], fns[f"groupseg {precision}"] = port_fn, ours
+        self.run("vision", dict(size=size, batch=1), fns)
+
+    def zeroshot(self, port, model, size: int, part: str = "zeroshot", with_port: bool = True) -> None:
+        images = torch.randn(1, 3, size, size, device=self.device)
+        native = model.config.image_size
+        fns = {}
+        if with_port:
+
+            def port_fn():
+                with torch.no_grad():
+                    port_image_features(port, images)
+
+            fns["port vision fp32"] = port_fn
+        for precision in self.args.precisions:
+            for mode, seg in self.segmentors(model, precision).items():
+                fns[f"groupseg {mode} {precision}"] = predict_fn(seg, images)
+        if self.args.compile and part == "zeroshot":
+            fns["groupseg whole compiled bf16"] = predict_fn(self.segmentors(model, "bf16", compile=True)["whole"],
+                                                             images)  # fmt: skip
+        self.run(part, dict(size=size, batch=1), fns)
+
+    def segmentors(self, model, precision: str, compile: bool = False) -> dict[str, Any]:
+        key = (precision, compile)
+        if not hasattr(self, "_segmentors"):
+            self._segmentors = {}
+        if key not in self._segmentors:
+            native = model.config.image_size
+            modes = ("whole",) if compile else ("whole", "slide")
+            self._segmentors[key] = {m: segmentor(model, precision, m, 2 * native, native, compile) for m in modes}
+        return self._segmentors[key]
+
+    def train(self, port, model) -> None:
+        from groupseg.engine.optim import build_optimizer
+        from groupseg.engine.trainer import train_step
+        from groupseg.losses import GroupViTLoss
+
+        args, device = self.args, self.device
+        size, batch, context = model.config.image_size, args.batch, model.config.context_length
+        images = torch.randn(batch, 3, size, size, device=device)
+        captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
+        tokens = groupseg.tokenize(captions, context).to(device)  # [B, L]
+        templates = ("a photo of a {}.", "a picture of the {}.", "an image of a {}.")  # K = 3 noun prompts
+        prompts = groupseg.tokenize([t.format(c.split()[-1]) for c in captions for t in templates], context)
+        with_prompts = torch.cat([tokens[:, None], prompts.view(batch, 3, context).to(device)], dim=1)  # [B, 1+3, L]
+        port, model = copy.deepcopy(port).train(), copy.deepcopy(model).train()
+        port_opt = torch.optim.AdamW(port.parameters(), lr=1e-5, weight_decay=0.05)
+        opt = build_optimizer(model, lr=1e-5)
+        fns = {}
+        for precision in args.precisions:
+
+            def port_step(p=precision):
+                with autocast(p, device):
+                    image = F.normalize(port.get_image_features(pixel_values=images).pooler_output, dim=-1)
+                    text = F.normalize(port.get_text_features(input_ids=tokens).pooler_output, dim=-1)
+                    logits = port.logit_scale.exp().clamp(max=100) * image @ text.T
+                    labels = torch.arange(batch, device=device)
+                    loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+                port_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(port.parameters(), 5.0)
+                port_opt.step()
+
+            def step(p=precision, toks=tokens, weight=0.0):
+                train_step(model, GroupViTLoss(weight), opt, dict(images=images, tokens=toks), device, p)
+
+            fns[f"port {precision}"] = port_step
+            fns[f"groupseg {precision}"] = step
+            fns[f"groupseg +multi-label {precision}"] = lambda p=precision: step(p, with_prompts, 1.0)
+        self.run("train", dict(size=size, batch=batch), fns, items=batch)
+
+    def data(self, model) -> None:
+        """Decode + augmentation throughput of the training loader, alone (no model), on generated JPEG shards."""
+        from groupseg.data.pairs import build_pair_loader
+
+        args = self.args
+        size, batch = model.config.image_size, args.batch
+        num_batches = 2 + max(1, args.repeats)
+        with tempfile.TemporaryDirectory() as tmp:
+            shards = write_jpeg_shards(Path(tmp), 2, batch * num_batches, side=max(2 * size, 64))
+            fns = {}
+            for workers in (0, 2):
+                loader = build_pair_loader([str(s) for s in shards], batch, size, model.config.context_length, 0,
+                                           "reference", 0, 0, 0, 1, workers)  # fmt: skip
+
+                def consume(loader=loader):
+                    for i, _ in enumerate(loader):
+                        if i == 0:
+                            start = time.perf_counter()  # skip worker start-up and the first batch
+                    return (i * batch) / (time.perf_counter() - start)
+
+                fns[workers] = consume
+            for workers, fn in fns.items():
+                rates = [fn() for _ in range(max(1, args.repeats // 2))]
+                row = dict(part="data", size=size, batch=batch, impl=f"loader workers={workers}", items=batch,
+                           items_per_s=statistics.median(rates), median_ms=1e3 * batch / statistics.median(rates),
+                           min_ms=1e3 * batch / max(rates), max_ms=1e3 * batch / min(rates), iqr_pct=0.0,
+                           times_ms=[1e3 * batch / r for r in rates])  # fmt: skip
+                self.rows.append(row)
+                print(format_rows([row]), flush=True)
+
+    def accuracy(self, model) -> dict[str, Any]:
+        """bf16 against fp32 on random images: image embeddings, soft assignments and zero-shot labels."""
+        size = 2 * model.config.image_size
+        torch.manual_seed(1)
+        images = torch.randn(4, 3, size, size, device=self.device)
+        out = {}
+        segs = {p: self.segmentors(model, p)["whole"] for p in ("fp32", "bf16")}
+        with torch.no_grad():
+            emb = {p: segs[p].forward_image(images) for p in segs}
+            labels = {p: segs[p].encode_decode(images).argmax(1) for p in segs}
+        out["image_embeds_max_abs_diff"] = (emb["fp32"].image_embeds - emb["bf16"].image_embeds).abs().max().item()
+        out["group_embeds_max_abs_diff"] = (emb["fp32"].group_embeds - emb["bf16"].group_embeds).abs().max().item()
+        out["assignment_argmax_agreement"] = [
+            (a.soft.argmax(1) == b.soft.argmax(1)).float().mean().item()
+            for a, b in zip(emb["fp32"].vision.assignments, emb["bf16"].vision.assignments)
+        ]
+        out["zeroshot_label_agreement"] = (labels["fp32"] == labels["bf16"]).float().mean().item()
+        out["inputs"] = f"4 random images at {size}px, random weights (see README for the mIoU comparison)"
+        print("bf16 vs fp32:", json.dumps({k: v for k, v in out.items() if k != "inputs"}), flush=True)
+        return out
+
+
+def write_jpeg_shards(root: Path, num_shards: int, per_shard: int, side: int) -> list[Path]:
+    """img2dataset-style shards of smooth, photo-like JPEGs (random noise would decode unrealistically slowly)."""
+    import io
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for s in range(num_shards):
+        path = root / f"{s:05d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(per_shard):
+                low = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+                image = Image.fromarray(low).resize((side * 4 // 3, side), Image.BICUBIC)
+                buf = io.BytesIO()
+                image.save(buf, format="JPEG", quality=90)
+                for ext, data in (("jpg", buf.getvalue()), ("txt", CAPTIONS[i % len(CAPTIONS)].encode())):
+                    info = tarfile.TarInfo(f"{s:05d}{i:04d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        paths.append(path)
+    return paths
+
+
+# -- report -----------------------------------------------------------------------------------------------------------
+COLUMNS = [("part", "{}"), ("size", "{}"), ("batch", "{}"), ("impl", "{}"), ("median_ms", "{:.1f}"),
+           ("iqr_pct", "±{:.0f}%"), ("items_per_s", "{:.2f}"), ("vs_port", "{:.2f}×"), ("vs_port_fp32", "{:.2f}×"),
+           ("gflop", "{:.1f}"), ("mfu_pct", "{:.0f}%"), ("peak_mem_mb", "{:.0f}")]  # fmt: skip
+
+
+WIDTHS = (8, 4, 5, 30, 9, 5, 8, 7, 7, 6, 4, 6)
+HEADER = "  ".join(f"{name:>{w}}" for (name, _), w in zip([("part", 0), ("size", 0), ("batch", 0), ("impl", 0),
+                   ("ms", 0), ("±IQR", 0), ("items/s", 0), ("×port", 0), ("×p.fp32", 0), ("GFLOP", 0), ("MFU", 0),
+                   ("MB", 0)], WIDTHS))  # fmt: skip
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = []
+    for row in rows:
+        cells = [fmt.format(row[key]) if row.get(key) is not None else "-" for key, fmt in COLUMNS]
+        lines.append("  ".join(f"{c:>{w}}" for c, w in zip(cells, WIDTHS)))
+    return "\n".join(lines)
+
+
+def add_ratios(rows: list[dict]) -> dict[str, Any]:
+    """Speed-ups over the port (same part, size, precision; and over the port in fp32), and the issue's targets."""
+    def port_row(row, precision):
+        for other in rows:
+            if (other["part"], other["size"]) == (row["part"], row["size"]) and other["impl"] in (
+                f"port {precision}", f"port vision {precision}"):  # fmt: skip
+                return other
+        return None
+
+    for row in rows:
+        if row["impl"].startswith("groupseg"):
+            precision = row["impl"].split(" ")[-1]
+            for key, ref in (("vs_port", port_row(row, precision)), ("vs_port_fp32", port_row(row, "fp32"))):
+                if ref is not None:
+                    row[key] = ref["median_ms"] / row["median_ms"] * row["items"] / ref["items"]
+    targets = {}
+    train = [r for r in rows if r["part"] == "train" and r["impl"] in ("groupseg fp32", "groupseg bf16")]
+    if train:
+        best = max(train, key=lambda r: r["items_per_s"])
+        targets["train_img_s_vs_port_fp32"] = dict(ratio=best.get("vs_port_fp32"), impl=best["impl"])
+    for row in rows:
+        if row["part"] == "zeroshot" and " whole " in row["impl"] and "compiled" not in row["impl"]:
+            key = f"zeroshot_vs_port_vision_fp32@{row['size']}"
+            if row.get("vs_port_fp32") and row["vs_port_fp32"] > targets.get(key, {}).get("ratio", 0):
+                targets[key] = dict(ratio=row["vs_port_fp32"], impl=row["impl"])
+    for key, value in targets.items():
+        goal = TARGETS[key.split("@")[0]]
+        value.update(target=goal, met=bool(value["ratio"] and value["ratio"] >= goal))
+    return targets
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    import transformers
+
+    info = dict(platform=platform.platform(), python=platform.python_version(), torch=torch.__version__,
+                transformers=transformers.__version__, device=str(device), threads=torch.get_num_threads(),
+                cpu_count=os.cpu_count(), cpu=cpu_name(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                load_average_start=os.getloadavg())  # fmt: skip
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# -- main -------------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="groupvit-s", help="model preset (default: groupvit-s)")
+    parser.add_argument("--tiny", action="store_true", help="the groupvit-tiny preset at its own sizes: a smoke test")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help=f"parts to run (default: all of {', '.join(PARTS)})")
+    parser.add_argument("--sizes", nargs="+", type=int, help="vision / zero-shot sizes (default: 1× and 2× native)")
+    parser.add_argument("--scaling-sizes", nargs="+", type=int, help="scaling sizes (default: 1×, 2×, 4× native)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--batch", type=int, default=8, help="training batch (default: 8)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per measurement (default: 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: 1)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd zero-shot segmentor")
+    parser.add_argument("--matmul-size", type=int, help="square matmul side for the peak (default: 2048; tiny 256)")
+    parser.add_argument("--out", default="work_dirs/benchmark/benchmark.json", help="JSON output path")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    preset = "groupvit-tiny" if args.tiny else args.preset
+    native = build_config(preset).image_size
+    args.sizes = args.sizes or [native, 2 * native]
+    args.scaling_sizes = args.scaling_sizes or [native, 2 * native, 4 * native]
+    args.matmul_size = args.matmul_size or (256 if args.tiny else 2048)
+    parts = args.only or PARTS
+    if args.repeats < 1 or args.warmup < 0 or args.batch < 1:
+        print("benchmark: --repeats and --batch must be >= 1, --warmup >= 0", file=sys.stderr)
+        return 2
+
+    info = machine(device)
+    print(f"groupseg benchmark: {preset} on {info.get('gpu', info['cpu'])} ({device}, {info['threads']} threads), "
+          f"torch {info['torch']}, transformers {info['transformers']}, load {info['load_average_start']}",
+          flush=True)  # fmt: skip
+    bench = Bench(args, device)
+    bench.matmul_peak()  # always: MFU needs it
+    port, model = build_pair(preset, device)
+    result: dict[str, Any] = dict(machine=info, preset=preset, args={k: v for k, v in vars(args).items()},
+                                  parity_max_abs_diff=parity(port, model, native, device))  # fmt: skip
+    print(HEADER, flush=True)
+    if "vision" in parts:
+        for size in args.sizes:
+            bench.vision(port, model, size)
+    if "zeroshot" in parts:
+        for size in args.sizes:
+            bench.zeroshot(port, model, size)
+    if "train" in parts:
+        bench.train(port, model)
+    if "scaling" in parts:
+        for size in args.scaling_sizes:
+            bench.zeroshot(port, model, size, part="scaling", with_port=False)
+    if "data" in parts:
+        bench.data(model)
+    if "accuracy" in parts:
+        result["bf16_accuracy"] = bench.accuracy(model)
+    result["targets"] = add_ratios(bench.rows)
+    result.update(matmul_peak_gflops=bench.peak, rows=bench.rows)
+    info["load_average_end"] = os.getloadavg()
+
+    print("\n" + HEADER + "\n" + format_rows(bench.rows))
+    for key, value in result["targets"].items():
+        ratio = f"{value['ratio']:.2f}×" if value.get("ratio") else "n/a"
+        print(f"target {key}: {ratio} ({value['impl']}) vs ≥{value['target']}× — {'met' if value['met'] else 'NOT met'}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
