@@ -64,7 +64,10 @@ def main() -> int:
     else:
         print(f"== 1/5 reusing the synthetic world in {data}")
 
-    train_opts = [f"train.seed={args.seed}", f"data.train={data}/train/" + "{00000..99999}.tar"]
+    shards = sorted((data / "train").glob("*.tar"))
+    if not shards:
+        sys.exit(f"quickstart: no training shards in {data / 'train'}; delete {data} to generate the world again")
+    train_opts = [f"train.seed={args.seed}", f"data.train={data}/train/{{00000..{len(shards) - 1:05d}}}.tar"]
     if args.minutes:
         train_opts.append(f"train.time_budget_minutes={args.minutes}")
     resume = ["--resume"] if (work / "checkpoints" / "latest").is_file() else []
