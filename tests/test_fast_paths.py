@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import groupseg
-from groupseg.models.layers import BF16_CPU_PLAIN_MAX_PAIRS, attention
+from groupseg.models.layers import BF16_CPU_CHUNK_FROM, attention
 from groupseg.models.precision import cast_matmul_weights_
 from groupseg.models.text import TextSelfAttention
 from groupseg.zeroshot import GroupViTSegmentor
@@ -21,17 +21,18 @@ def qkv(batch, heads, length, dim=16, requires_grad=False):
     return [torch.randn(batch, heads, length, dim, requires_grad=requires_grad) for _ in range(3)]
 
 
-@pytest.mark.parametrize("length, causal", [(40, False), (20, True), (int(BF16_CPU_PLAIN_MAX_PAIRS**0.5) + 8, False)])
+@pytest.mark.parametrize("length, causal", [(40, False), (20, True), (BF16_CPU_CHUNK_FROM + 30, False)])
 def test_bf16_cpu_attention_matches_fp32_sdpa_forward_and_backward(length, causal):
-    """The plain path (self-attention and masked) and, for long sequences, SDPA: as accurate as SDPA's fused bf16."""
+    """The plain bf16 path: in one go, masked, and in row chunks (the last case) with a partial last chunk."""
     q, k, v = qkv(2, 3, length, requires_grad=True)
     mask = torch.full((length, length), float("-inf")).triu(1) if causal else None
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     low = [t.detach().bfloat16().requires_grad_() for t in (q, k, v)]
     got = attention(*low, mask=mask)
     assert got.dtype == torch.bfloat16 and got.shape == expected.shape
-    fused = F.scaled_dot_product_attention(*low, attn_mask=mask)  # PyTorch's own bf16 kernel, the accuracy to match
-    assert (got.float() - expected).abs().mean() < 1.5 * (fused.float() - expected).abs().mean() + 1e-4
+    # eager bf16 arithmetic (scores rounded to bf16): within 3× the error of PyTorch's fused bf16 kernel
+    fused = F.scaled_dot_product_attention(*low, attn_mask=mask)
+    assert (got.float() - expected).abs().mean() < 3 * (fused.float() - expected).abs().mean() + 1e-4
     weights = torch.randn_like(expected)
     (expected * weights).sum().backward()
     (got.float() * weights).sum().backward()

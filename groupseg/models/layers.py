@@ -42,28 +42,32 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
 
 
-# bf16 on CPU, up to this many query×key pairs per head (the text tower's 77 tokens, the later grouping stages' 72,
-# the grouping cross-attention), attention runs as plain fp32 ops; longer sequences (the first stage's 260 tokens at
-# 224 px) go to SDPA's fused kernel, which is as fast or faster there.
-BF16_CPU_PLAIN_MAX_PAIRS = 128 * 128
+# bf16 on CPU, sequences longer than BF16_CPU_CHUNK_FROM query rows (inference at 448 px: 848 tokens; 896 px: 3200)
+# are attended in chunks of BF16_CPU_CHUNK_ROWS rows, so that a chunk's scores stay in cache (2× faster at 848).
+BF16_CPU_CHUNK_FROM = 512
+BF16_CPU_CHUNK_ROWS = 64
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(q·kᵀ/√d + mask)·v over ``[B, heads, L, d]``.
 
-    ``F.scaled_dot_product_attention``, except for short bf16 sequences on CPU: there PyTorch's fused bf16 CPU kernel
-    is slow in the backward pass (2.5-3× slower than plain fp32 ops at 72-77 tokens), so the plain ops run instead,
-    in fp32, which is also slightly more accurate than the fused bf16 kernel (measured on an AVX512-BF16 CPU, torch
-    2.14). fp32 inputs always take SDPA, so fp32 results do not depend on this switch.
+    ``F.scaled_dot_product_attention``, except in bf16 on CPU, where PyTorch's fused kernel runs far below the bf16
+    matmul speed: there three plain bf16 ops (row-chunked for long sequences) are 2× faster at inference (260-3200
+    tokens) and 2.5-5× faster forward+backward in training, measured on an AVX512-BF16 CPU with torch 2.14. That is
+    the arithmetic of eager attention under autocast (scores rounded to bf16: about twice the fused kernel's error);
+    the fp32-vs-bf16 agreement of zero-shot labels is measured by ``tools/benchmark.py``. fp32 always takes SDPA, so
+    fp32 results do not depend on this switch.
     """
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or q.shape[-2] * k.shape[-2] > BF16_CPU_PLAIN_MAX_PAIRS:
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    with torch.autocast("cpu", enabled=False):  # autocast would round these matmuls back to bf16
-        q, k, v = (t.to(torch.float32, memory_format=torch.contiguous_format) for t in (q, k, v))
-        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    # one contiguous copy each: batched matmuls would otherwise copy the strided head views on every call
+    q, keys, v = (q * q.shape[-1] ** -0.5).contiguous(), k.contiguous().transpose(-2, -1), v.contiguous()
+    if mask is not None or q.shape[-2] <= BF16_CPU_CHUNK_FROM:
+        scores = q @ keys
         if mask is not None:
-            scores = scores + mask
-        return (scores.softmax(dim=-1) @ v).to(torch.bfloat16)
+            scores = scores + mask.to(scores.dtype)
+        return scores.softmax(dim=-1) @ v
+    return torch.cat([(rows @ keys).softmax(dim=-1) @ v for rows in q.split(BF16_CPU_CHUNK_ROWS, dim=-2)], dim=-2)
 
 
 class SelfAttention(nn.Module):

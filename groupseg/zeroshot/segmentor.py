@@ -2,7 +2,8 @@
 resizing back to the original image and result packing, and mmengine's Runner / IoUMetric evaluate it.
 
 Only ``encode_decode`` is GroupViT's own (the official head, :mod:`groupseg.zeroshot.head`); ``slide_inference`` is
-mmseg's, with the crops of an image run as batches instead of one at a time.
+mmseg's, with the crops of an image run as batches instead of one at a time, and ``postprocess_result`` is mmseg's,
+with a faster per-pixel argmax.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.segmentors.base import BaseSegmentor
+from mmengine.structures import PixelData
+from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 from ..models import GroupViT
 from ..models.precision import cast_matmul_weights_
@@ -131,6 +135,28 @@ class GroupViTSegmentor(EncoderDecoder):
     @torch.no_grad()
     def whole_inference(self, inputs: torch.Tensor, batch_img_metas: Any) -> torch.Tensor:
         return self.encode_decode(inputs)
+
+    def postprocess_result(self, seg_logits: torch.Tensor, data_samples: list | None = None) -> list:
+        """mmseg's (padding removed, flip undone, resized to the original shape, per-pixel label), with the label
+        taken by ``max(0).indices`` (the labels of ``argmax(0)``, which is ~3× slower over the leading axis of a CPU
+        tensor: 35 ms for 21 classes at 448²) and no resize when the logits already have the original shape."""
+        batch, _, height, width = seg_logits.shape
+        only_prediction = data_samples is None
+        data_samples = [SegDataSample() for _ in range(batch)] if only_prediction else data_samples
+        for logits, sample in zip(seg_logits.split(1), data_samples):
+            if not only_prediction:
+                meta = sample.metainfo
+                left, right, top, bottom = meta.get("img_padding_size", meta.get("padding_size", [0] * 4))
+                logits = logits[:, :, top : height - bottom, left : width - right]
+                if meta.get("flip"):
+                    logits = logits.flip(dims=(3,) if meta["flip_direction"] == "horizontal" else (2,))
+                if tuple(logits.shape[2:]) != tuple(meta["ori_shape"]):
+                    logits = resize(logits, size=meta["ori_shape"], mode="bilinear", align_corners=self.align_corners,
+                                    warning=False)  # fmt: skip
+            logits = logits[0]
+            sample.set_data(dict(seg_logits=PixelData(data=logits),
+                                 pred_sem_seg=PixelData(data=logits.max(dim=0, keepdim=True).indices)))  # fmt: skip
+        return data_samples
 
     # -- mmseg interface: zero-shot only ----------------------------------------------------------------------------
     def extract_feat(self, inputs: torch.Tensor):
