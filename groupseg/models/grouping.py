@@ -33,8 +33,10 @@ def gumbel_hard_softmax(logits: torch.Tensor, dim: int, tau: float = 1.0) -> tor
 
 
 def _linear_fp32(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    bias = layer.bias.float() if layer.bias is not None else None
-    return F.linear(x.float(), layer.weight.float(), bias)
+    """``layer(x)`` in at least fp32 (a float64 model stays float64)."""
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    bias = layer.bias.to(dtype) if layer.bias is not None else None
+    return F.linear(x.to(dtype), layer.weight.to(dtype), bias)
 
 
 class Assignment(NamedTuple):
