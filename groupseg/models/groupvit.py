@@ -100,8 +100,8 @@ class ProjectionHead(nn.Module):
 
 
 def _normalize(embeds: torch.Tensor) -> torch.Tensor:
-    """L2-normalised in fp32, also under bf16 autocast: cosine similarities ×100 feed softmaxes downstream."""
-    return F.normalize(embeds.float(), dim=-1)
+    """L2-normalised in at least fp32, also under bf16 autocast: cosine similarities ×100 feed softmaxes downstream."""
+    return F.normalize(embeds.to(torch.promote_types(embeds.dtype, torch.float32)), dim=-1)
 
 
 @dataclass
