@@ -1,0 +1,163 @@
+"""The synthetic world's generator: deterministic, varied, and readable by the real training and evaluation data code."""
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import groupseg  # noqa: F401  (compat shims before mmseg)
+from groupseg.data.nouns import NounExtractor
+from groupseg.data.pairs import build_pair_loader, count_samples
+from groupseg.data.synthetic import (
+    COLOURS,
+    KINDS,
+    WorldConfig,
+    caption,
+    render,
+    sample,
+    scene_rng,
+    write_pairs,
+    write_segmentation,
+)
+from groupseg.zeroshot import parse_vocabulary
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = WorldConfig(image_size=32)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_world(tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        write_pairs(tmp_path / name / "train", 30, WORLD, seed=seed, shard_size=16)
+        write_segmentation(tmp_path / name / "val", 5, WORLD, seed=seed)
+    a, b, c = (_digest(tmp_path / n) for n in "abc")
+    assert a == b
+    assert set(a) == set(c) and a != c
+    # An image does not depend on which shard or process wrote it: shard size changes nothing but the packing.
+    write_pairs(tmp_path / "d", 30, WORLD, seed=3, shard_size=7)
+    scene, text = sample(3, "train", 20, WORLD)
+    with tarfile.open(tmp_path / "d" / "00002.tar") as tar:  # index 20 = shard 2, offset 6
+        assert tar.extractfile("000020006.txt").read().decode() == text
+        image = np.asarray(Image.open(tar.extractfile("000020006.jpg")))
+    assert np.abs(image.astype(int) - scene.image.astype(int)).mean() < 6  # JPEG q95 4:4:4 of a grainy image
+
+
+def test_scenes_vary_and_masks_match_the_objects():
+    world = WorldConfig(image_size=48)
+    kinds, colours, counts, textures = set(), set(), set(), set()
+    for i in range(120):
+        scene = render(scene_rng(0, "train", i), world)
+        assert scene.image.shape == (48, 48, 3) and scene.image.dtype == np.uint8
+        assert 1 <= len(scene.shapes) <= len(world.num_objects)
+        for mask, names, attr in ((scene.kind_mask, world.kinds, "kind"), (scene.colour_mask, world.colours, "colour")):
+            present = {names[v - 1] for v in np.unique(mask) if v > 0}
+            assert present == {getattr(s, attr) for s in scene.shapes}
+        assert (scene.kind_mask > 0).sum() == sum(s.pixels for s in scene.shapes)
+        assert ((scene.kind_mask > 0) == (scene.colour_mask > 0)).all()
+        for s in scene.shapes:  # an object's pixels really carry its colour (saturated, near the palette entry)
+            sel = scene.colour_mask == 1 + world.colours.index(s.colour)
+            if sel.sum() >= 30:
+                pixels = scene.image[sel].reshape(-1, 3).astype(float)
+                light = pixels[pixels.sum(1) >= np.median(pixels.sum(1))]  # the light tone of a patterned fill
+                assert np.abs(light.mean(0) - COLOURS[s.colour]).max() < 60
+        kinds |= {s.kind for s in scene.shapes}
+        colours |= {s.colour for s in scene.shapes}
+        counts.add(len(scene.shapes))
+        textures.add(scene.background)
+    assert kinds == set(world.kinds) and colours == set(world.colours)
+    assert counts == {1, 2, 3} and len(textures) >= 5
+
+
+def test_captions_name_the_objects_in_varied_english():
+    extract = NounExtractor()  # groupseg's rule-based fallback (the default where en_core_web_sm is absent)
+    texts, named = set(), 0
+    for i in range(300):
+        rng = scene_rng(0, "train", i)
+        scene = render(rng, WORLD)
+        text = caption(scene, rng, WORLD)
+        texts.add(text)
+        words = set(extract(text))
+        for s in scene.shapes:  # a named object is named by one of its kind's words (or a hypernym)
+            vocab = {w.split()[-1] for syn in KINDS[s.kind] for w in syn} | {"shape", "object", "thing"}
+            named += bool(words & vocab)
+        assert words, text
+    assert len(texts) > 250  # templates, synonyms, adjectives and frames make nearly every caption unique
+    assert named / sum(len(render(scene_rng(0, "train", i), WORLD).shapes) for i in range(300)) > 0.8
+    joined = " ".join(texts)
+    for word in ("circles", "disc", "two", "background", "picture", "and"):
+        assert f" {word} " in f" {joined} ", word
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="unknown shape kind"):
+        WorldConfig(kinds=("circle", "dragon"))
+    with pytest.raises(ValueError, match="num_objects"):
+        WorldConfig(num_objects=(0.5, 0.2))
+
+
+def test_shards_are_read_by_the_training_loader(tmp_path):
+    write_pairs(tmp_path, 40, WORLD, seed=1, shard_size=16)
+    assert sorted(p.name for p in tmp_path.glob("*.tar")) == ["00000.tar", "00001.tar", "00002.tar"]
+    pattern = str(tmp_path / "{00000..00002}.tar")
+    assert count_samples(pattern) == 40  # from the _stats.json files
+    assert count_samples(pattern, use_stats=False) == 40
+    loader = build_pair_loader(pattern, batch_size=8, image_size=32, context_length=32, num_prompts=3,
+                               augment="light", seed=0, epoch=0, rank=0, world_size=1, num_workers=0)  # fmt: skip
+    batches = list(loader)
+    assert len(batches) == 5 and not any(b["skipped"] for b in batches)
+    assert batches[0]["images"].shape == (8, 3, 32, 32) and batches[0]["tokens"].shape == (8, 4, 32)
+    keys = [k for b in batches for k in b["keys"]]
+    assert len(set(keys)) == 40
+    meta = json.loads((tmp_path / "00000_stats.json").read_text())
+    assert meta["successes"] == 16
+
+
+def test_segmentation_set_is_a_voc_directory(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.datasets import PascalVOCDataset
+
+    init_default_scope("mmseg")
+
+    root = write_segmentation(tmp_path / "val", 6, WORLD, seed=2)
+    names = (root / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert len(names) == 6
+    for folder in ("SegmentationClass", "SegmentationClassColour"):
+        dataset = PascalVOCDataset(data_root=str(root), data_prefix=dict(img_path="JPEGImages", seg_map_path=folder),
+                                   ann_file="ImageSets/Segmentation/val.txt", pipeline=[
+                                       dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
+                                       dict(type="PackSegInputs")])  # fmt: skip
+        assert len(dataset) == 6
+        item = dataset[0]
+        labels = item["data_samples"].gt_sem_seg.data
+        assert item["inputs"].shape == (3, 32, 32) and labels.shape == (1, 32, 32)
+        scene, _ = sample(2, "val", 0, WORLD)
+        expected = scene.kind_mask if folder == "SegmentationClass" else scene.colour_mask
+        assert (labels[0].numpy() == expected).all()
+        with Image.open(root / folder / f"{names[0]}.png") as png:
+            assert png.mode == "P"
+    classes = parse_vocabulary(root / "classes.txt")
+    assert classes.names == ("background", *WORLD.kinds) and classes.with_background
+    assert len(parse_vocabulary(root / "synonyms.txt")) == len(classes)
+    assert parse_vocabulary(root / "colours.txt").names[1:] == tuple(f"{c} shape" for c in WORLD.colours)
+
+
+def test_make_synthetic_tool(tmp_path):
+    out = tmp_path / "world"
+    cmd = [sys.executable, str(ROOT / "tools/make_synthetic.py"), str(out), "--train", "25", "--val", "4",
+           "--shard-size", "10", "--set", "image_size=24", "p_frame=0.0"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(list((out / "train").glob("*.tar"))) == 3
+    with Image.open(next((out / "val/JPEGImages").glob("*.jpg"))) as im:
+        assert im.size == (24, 24)
+    assert json.loads((out / "val/world.json").read_text())["p_frame"] == 0.0
+    bad = subprocess.run(cmd[:3] + ["--set", "colour=red"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
