@@ -43,9 +43,12 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
 
     targets = report["targets"]
     assert set(targets) == {"train_img_s_vs_port_fp32", "zeroshot_vs_port_vision_fp32@32",
-                            "zeroshot_vs_port_vision_fp32@64"}  # fmt: skip
+                            "zeroshot_vs_port_vision_fp32@64", "zeroshot_vs_port_vision_fp32@32x8"}  # fmt: skip
     for target in targets.values():
         assert target["ratio"] > 0 and target["met"] == (target["ratio"] >= target["target"])
+
+    scaling = report["scaling"]["groupseg slide bf16"]
+    assert set(scaling["growth"]) == {"32->64", "64->128"} and all(g > 0 for g in scaling["growth"].values())
 
     accuracy = report["bf16_accuracy"]
     assert 0 <= accuracy["zeroshot_label_agreement"] <= 1 and len(accuracy["assignment_argmax_agreement"]) == 2

@@ -13,7 +13,8 @@ model FLOPs (``FlopCounterMode``) over the matmul peak measured in the same proc
 
 Parts (``--only``): ``peak`` (square matmul GFLOP/s, fp32/bf16), ``vision`` (image tower forward, batch 1, at each
 ``--sizes``; the port: ``get_image_features``), ``zeroshot`` (groupseg's full zero-shot inference of one image:
-tower, head, mmseg post-processing; whole and slide), ``train`` (image + text forward, contrastive loss, backward,
+tower, head, mmseg post-processing; whole and slide; and ``--infer-batch`` images per call at the native size, the
+port's vision forward batched alike), ``train`` (image + text forward, contrastive loss, backward,
 gradient clipping, AdamW; groupseg through ``engine.train_step``, also with the multi-label loss), ``scaling``
 (zero-shot whole vs slide at ``--scaling-sizes``), ``data`` (the training data pipeline's decode + augmentation
 throughput on generated JPEG shards), ``accuracy`` (bf16 vs fp32: embeddings and zero-shot label agreement).
@@ -257,8 +258,8 @@ class Bench:
             fns[f"port {precision}"], fns[f"groupseg {precision}"] = port_fn, ours
         self.run("vision", dict(size=size, batch=1), fns)
 
-    def zeroshot(self, port, model, size: int, part: str = "zeroshot", with_port: bool = True) -> None:
-        images = torch.randn(1, 3, size, size, device=self.device)
+    def zeroshot(self, port, model, size: int, part: str = "zeroshot", with_port: bool = True, batch: int = 1) -> None:
+        images = torch.randn(batch, 3, size, size, device=self.device)
         native = model.config.image_size
         fns = {}
         if with_port:
@@ -272,9 +273,11 @@ class Bench:
             for mode, seg in self.segmentors(model, precision).items():
                 fns[f"groupseg {mode} {precision}"] = predict_fn(seg, images)
         if self.args.compile and part == "zeroshot":
-            fns["groupseg whole compiled bf16"] = predict_fn(self.segmentors(model, "bf16", compile=True)["whole"],
-                                                             images)  # fmt: skip
-        self.run(part, dict(size=size, batch=1), fns)
+            compiled = predict_fn(self.segmentors(model, "bf16", compile=True)["whole"], images)
+            for _ in range(2):  # compile this shape now, not inside a timed round
+                compiled()
+            fns["groupseg whole compiled bf16"] = compiled
+        self.run(part, dict(size=size, batch=batch), fns, items=batch)
 
     def segmentors(self, model, precision: str, compile: bool = False) -> dict[str, Any]:
         key = (precision, compile)
@@ -426,11 +429,8 @@ def format_rows(rows: list[dict]) -> str:
 def add_ratios(rows: list[dict]) -> dict[str, Any]:
     """Speed-ups over the port (same part, size, precision; and over the port in fp32), and the issue's targets."""
     def port_row(row, precision):
-        for other in rows:
-            if (other["part"], other["size"]) == (row["part"], row["size"]) and other["impl"] in (
-                f"port {precision}", f"port vision {precision}"):  # fmt: skip
-                return other
-        return None
+        same = [r for r in rows if (r["part"], r["size"], r["batch"]) == (row["part"], row["size"], row["batch"])]
+        return next((r for r in same if r["impl"] in (f"port {precision}", f"port vision {precision}")), None)
 
     for row in rows:
         if row["impl"].startswith("groupseg"):
@@ -445,13 +445,25 @@ def add_ratios(rows: list[dict]) -> dict[str, Any]:
         targets["train_img_s_vs_port_fp32"] = dict(ratio=best.get("vs_port_fp32"), impl=best["impl"])
     for row in rows:
         if row["part"] == "zeroshot" and " whole " in row["impl"]:
-            key = f"zeroshot_vs_port_vision_fp32@{row['size']}"
+            key = f"zeroshot_vs_port_vision_fp32@{row['size']}" + (f"x{row['batch']}" if row["batch"] > 1 else "")
             if row.get("vs_port_fp32") and row["vs_port_fp32"] > targets.get(key, {}).get("ratio", 0):
                 targets[key] = dict(ratio=row["vs_port_fp32"], impl=row["impl"])
     for key, value in targets.items():
         goal = TARGETS[key.split("@")[0]]
         value.update(target=goal, met=bool(value["ratio"] and value["ratio"] >= goal))
     return targets
+
+
+def scaling_summary(rows: list[dict]) -> dict[str, Any]:
+    """Per-image zero-shot time by size for each mode and precision, and how much it grows per doubling of side."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        if row["part"] == "scaling":
+            out.setdefault(row["impl"], {})[row["size"]] = row["median_ms"]
+    for impl, by_size in out.items():
+        sizes = sorted(by_size)
+        out[impl] = dict(ms=by_size, growth={f"{a}->{b}": by_size[b] / by_size[a] for a, b in zip(sizes, sizes[1:])})
+    return out
 
 
 def machine(device: torch.device) -> dict[str, Any]:
@@ -486,6 +498,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaling-sizes", nargs="+", type=int, help="scaling sizes (default: 1×, 2×, 4× native)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=8, help="training batch (default: 8)")
+    parser.add_argument("--infer-batch", type=int, default=8,
+                        help="also time zero-shot at the native size with this many images per call (default: 8)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per measurement (default: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default: 1)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -500,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compile:  # compile in-process: a pool of compile workers would linger and load the timed rounds
+        from torch._inductor import config as inductor_config
+
+        inductor_config.compile_threads = 1
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     preset = "groupvit-tiny" if args.tiny else args.preset
     native = build_config(preset).image_size
@@ -527,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     if "zeroshot" in parts:
         for size in args.sizes:
             bench.zeroshot(port, model, size)
+        if args.infer_batch > 1:  # throughput with images batched, both implementations alike
+            bench.zeroshot(port, model, native, batch=args.infer_batch)
     if "train" in parts:
         bench.train(port, model)
     if "scaling" in parts:
@@ -537,10 +557,13 @@ def main(argv: list[str] | None = None) -> int:
     if "accuracy" in parts:
         result["bf16_accuracy"] = bench.accuracy(model)
     result["targets"] = add_ratios(bench.rows)
+    result["scaling"] = scaling_summary(bench.rows)
     result.update(matmul_peak_gflops=bench.peak, rows=bench.rows)
     info["load_average_end"] = os.getloadavg()
 
     print("\n" + HEADER + "\n" + format_rows(bench.rows))
+    for impl, value in result["scaling"].items():
+        print(f"scaling {impl}: " + ", ".join(f"{k} ×{v:.2f}" for k, v in value["growth"].items()))
     for key, value in result["targets"].items():
         ratio = f"{value['ratio']:.2f}×" if value.get("ratio") else "n/a"
         print(f"target {key}: {ratio} ({value['impl']}) vs ≥{value['target']}× — {'met' if value['met'] else 'NOT met'}")
