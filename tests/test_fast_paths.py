@@ -59,15 +59,8 @@ def test_text_self_attention_is_the_multihead_attention_it_replaces():
 
 
 @pytest.fixture(scope="module")
-def model():
-    """A random tiny GroupViT with sharpened assignments (several groups per image), as in test_zeroshot_head."""
-    torch.manual_seed(0)
-    model = groupseg.GroupViT(groupseg.build_config("groupvit-tiny")).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith(("assign.q_proj.weight", "assign.k_proj.weight")):
-                param.mul_(10)
-    return model
+def model(sharp_tiny_model):
+    return sharp_tiny_model
 
 
 def test_cast_matmul_weights_leaves_norms_tables_and_assignment_logits_fp32(model):
