@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from groupseg.data.synthetic import all_background_miou
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
@@ -30,22 +29,6 @@ def run(step: str, cmd: list[str]) -> None:
     result = subprocess.run(cmd, cwd=REPO)
     if result.returncode != 0:
         sys.exit(f"quickstart: step '{step}' failed (exit code {result.returncode})")
-
-
-def all_background_miou(annotation_dir: Path, num_classes: int) -> float:
-    """mIoU of predicting background everywhere, as mmseg's IoUMetric would score it (classes absent from the
-    ground truth and the prediction are left out of the mean)."""
-    inter, union = np.zeros(num_classes), np.zeros(num_classes)
-    for png in sorted(annotation_dir.glob("*.png")):
-        gt = np.asarray(Image.open(png)).astype(np.int64)
-        valid = gt != 255
-        for c in range(num_classes):
-            pred_c = valid if c == 0 else np.zeros_like(valid)
-            gt_c = (gt == c) & valid
-            inter[c] += (pred_c & gt_c).sum()
-            union[c] += (pred_c | gt_c).sum()
-    present = union > 0
-    return float(100 * (inter[present] / union[present]).mean())
 
 
 def main() -> int:

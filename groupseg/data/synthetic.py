@@ -41,6 +41,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (140, 55, 195),
     "orange": (245, 135, 25),
     "pink": (245, 120, 190),
+    # more hues, for worlds with a finer colour vocabulary (WorldConfig.colours)
+    "lime": (150, 230, 40),
+    "teal": (30, 190, 160),
+    "cyan": (40, 205, 235),
+    "magenta": (220, 40, 230),
+    "brown": (140, 80, 30),
 }
 HYPERNYMS = (("shape", "shapes"), ("object", "objects"), ("thing", "things"))
 BACKGROUNDS = {  # texture → words a caption may use for it
@@ -69,7 +75,8 @@ class WorldConfig:
 
     image_size: int = 32
     kinds: tuple[str, ...] = tuple(KINDS)
-    colours: tuple[str, ...] = tuple(COLOURS)
+    backgrounds: tuple[str, ...] = tuple(BACKGROUNDS)  # background textures to draw from
+    colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "pink")
     num_objects: tuple[float, ...] = (0.4, 0.4, 0.2)  # P(1 object), P(2), P(3) ...
     size_range: tuple[float, float] = (0.32, 0.55)  # object diameter as a fraction of the image side
     p_duplicate: float = 0.1  # an extra object repeats one already placed (same kind and colour) → plural
@@ -86,11 +93,14 @@ class WorldConfig:
     supersample: int = 4  # shapes are drawn at this factor and box-filtered down: antialiased edges, exact coverage
 
     def __post_init__(self):
-        self.kinds, self.colours = tuple(self.kinds), tuple(self.colours)
+        self.kinds, self.colours, self.backgrounds = tuple(self.kinds), tuple(self.colours), tuple(self.backgrounds)
         self.num_objects, self.size_range = tuple(self.num_objects), tuple(self.size_range)
         for name in self.kinds:
             if name not in KINDS:
                 raise ValueError(f"unknown shape kind {name!r}; the world knows {sorted(KINDS)}")
+        for name in self.backgrounds:
+            if name not in BACKGROUNDS:
+                raise ValueError(f"unknown background texture {name!r}; the world knows {sorted(BACKGROUNDS)}")
         for name in self.colours:
             if name not in COLOURS:
                 raise ValueError(f"unknown colour {name!r}; the world knows {sorted(COLOURS)}")
@@ -169,9 +179,9 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return np.asarray(grid.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
-def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
+def _background(rng: np.random.Generator, size: int, textures: tuple[str, ...]) -> tuple[np.ndarray, str]:
     """A muted (low-saturation) textured background, so object colours stay the only saturated pixels."""
-    texture = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    texture = textures[int(rng.integers(len(textures)))]
     base = rng.uniform(70, 190)
     tint = rng.uniform(-18, 18, size=3)
     tone_a, tone_b = base + tint, base + tint + rng.choice([-1, 1]) * rng.uniform(25, 60)
@@ -223,7 +233,7 @@ def _pattern(
 def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
     """Draw one scene; the label masks hold, per pixel, the topmost object covering at least half of it."""
     size, ss = config.image_size, config.supersample
-    image, texture = _background(rng, size)
+    image, texture = _background(rng, size, config.backgrounds)
     kind_mask = np.zeros((size, size), np.uint8)
     colour_mask = np.zeros((size, size), np.uint8)
     owner = np.full((size, size), -1, np.int16)  # which placed object each pixel shows
@@ -424,3 +434,18 @@ def write_segmentation(
         (out_dir / filename).write_text("\n".join(["background", *classes]) + "\n")
     (out_dir / "world.json").write_text(json.dumps({"seed": seed, "split": split, **asdict(config)}, indent=1))
     return out_dir
+
+
+def all_background_miou(mask_dir: str | Path, num_classes: int) -> float:
+    """The all-background baseline: mIoU of predicting label 0 everywhere, as mmseg's IoUMetric scores it (classes
+    absent from both ground truth and prediction are left out of the mean; 255 is ignored)."""
+    inter, union = np.zeros(num_classes), np.zeros(num_classes)
+    for png in sorted(Path(mask_dir).glob("*.png")):
+        gt = np.asarray(Image.open(png)).astype(np.int64)
+        valid = gt != 255
+        counts = np.bincount(gt[valid], minlength=num_classes)[:num_classes]
+        inter[0] += counts[0]
+        union += counts
+        union[0] += valid.sum() - counts[0]  # background predicted on every valid pixel
+    present = union > 0
+    return float(100 * (inter[present] / union[present]).mean())
