@@ -17,6 +17,7 @@ from groupseg.data.synthetic import (
     COLOURS,
     KINDS,
     WorldConfig,
+    all_background_miou,
     caption,
     render,
     sample,
@@ -147,6 +148,25 @@ def test_segmentation_set_is_a_voc_directory(tmp_path):
     assert classes.names == ("background", *WORLD.kinds) and classes.with_background
     assert len(parse_vocabulary(root / "synonyms.txt")) == len(classes)
     assert parse_vocabulary(root / "colours.txt").names[1:] == tuple(f"{c} shape" for c in WORLD.colours)
+
+
+def test_all_background_baseline_is_what_iou_metric_scores(tmp_path):
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.evaluation import IoUMetric
+    from mmseg.structures import SegDataSample
+
+    root = write_segmentation(tmp_path / "val", 8, WORLD, seed=3)
+    for folder, num_classes in (("SegmentationClass", 1 + len(WORLD.kinds)), ("SegmentationClassColour", 1 + len(WORLD.colours))):
+        metric = IoUMetric(iou_metrics=["mIoU"])
+        metric.dataset_meta = dict(classes=[str(c) for c in range(num_classes)])
+        for png in sorted((root / folder).glob("*.png")):
+            gt = torch.from_numpy(np.asarray(Image.open(png)).astype(np.int64))[None]
+            sample_ = SegDataSample(gt_sem_seg=PixelData(data=gt), pred_sem_seg=PixelData(data=torch.zeros_like(gt)))
+            metric.process([], [sample_.to_dict()])
+        expected = metric.compute_metrics(metric.results)["mIoU"]
+        assert abs(all_background_miou(root / folder, num_classes) - expected) < 0.01
+        assert 0 < expected < 100
 
 
 def test_make_synthetic_tool(tmp_path):
