@@ -181,3 +181,22 @@ def test_make_synthetic_tool(tmp_path):
     assert json.loads((out / "val/world.json").read_text())["p_frame"] == 0.0
     bad = subprocess.run(cmd[:3] + ["--set", "colour=red"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_quickstart_runs_the_main_job_end_to_end(tmp_path):
+    """The README's first command on a tiny world and a few seconds of training: every step runs, the summary holds
+    both baselines and both vocabularies, and the overlays are written."""
+    data, work = tmp_path / "world", tmp_path / "run"
+    made = subprocess.run([sys.executable, str(ROOT / "tools/make_synthetic.py"), str(data), "--train", "256", "--val",
+                           "6", "--shard-size", "128"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cmd = [sys.executable, str(ROOT / "tools/quickstart.py"), "--data", str(data), "--work-dir", str(work),
+           "--minutes", "0.05"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "reusing the synthetic world" in result.stdout and "summary" in result.stdout
+    summary = json.loads((work / "summary.json").read_text())
+    for name in ("untrained", "untrained_colours", "trained", "colours"):
+        assert 0 <= summary[name]["mIoU"] <= 100 and summary[name]["images"] == 6
+    assert summary["all_background"]["shapes"] == all_background_miou(data / "val/SegmentationClass", 7)
+    assert len(list((work / "overlays").rglob("*.png"))) == 6 and len(list((work / "pred").glob("*.png"))) == 6
