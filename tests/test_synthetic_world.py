@@ -183,13 +183,20 @@ def test_make_synthetic_tool(tmp_path):
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
 
 
-def test_quickstart_runs_the_main_job_end_to_end(tmp_path):
-    """The README's first command on a tiny world and a few seconds of training: every step runs, the summary holds
-    both baselines and both vocabularies, and the overlays are written."""
-    data, work = tmp_path / "world", tmp_path / "run"
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory) -> Path:
+    """A default-config world small enough for end-to-end runs of the tools: 256 pairs in two shards, 6 held out."""
+    data = tmp_path_factory.mktemp("tiny") / "world"
     made = subprocess.run([sys.executable, str(ROOT / "tools/make_synthetic.py"), str(data), "--train", "256", "--val",
                            "6", "--shard-size", "128"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return data
+
+
+def test_quickstart_runs_the_main_job_end_to_end(tiny_world, tmp_path):
+    """The README's first command on a tiny world and a few seconds of training: every step runs, the summary holds
+    both baselines and both vocabularies, and the overlays are written."""
+    data, work = tiny_world, tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "tools/quickstart.py"), "--data", str(data), "--work-dir", str(work),
            "--minutes", "0.05"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -200,3 +207,20 @@ def test_quickstart_runs_the_main_job_end_to_end(tmp_path):
         assert 0 <= summary[name]["mIoU"] <= 100 and summary[name]["images"] == 6
     assert summary["all_background"]["shapes"] == all_background_miou(data / "val/SegmentationClass", 7)
     assert len(list((work / "overlays").rglob("*.png"))) == 6 and len(list((work / "pred").glob("*.png"))) == 6
+
+
+def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
+    """tools/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
+    all-background baseline of the same held-out set."""
+    cmd = [sys.executable, str(ROOT / "tools/sweep_synthetic.py"), "--data", str(tiny_world), "--work-dir",
+           str(tmp_path), "--every", "2", "--seeds", "3", "--minutes", "0.05"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    curve = sweep["runs"]["3"]["curve"]
+    steps = [point["step"] for point in curve]
+    assert steps and steps == sorted(steps) and all(s % 2 == 0 for s in steps[:-1])
+    assert all(0 <= point[v] <= 100 for point in curve for v in ("shapes", "colours"))
+    assert set(sweep["runs"]["3"]["untrained"]) == {"shapes", "colours"}
+    assert sweep["baselines"]["all_background"]["colours"] == all_background_miou(
+        tiny_world / "val/SegmentationClassColour", 1 + len(WORLD.colours))
