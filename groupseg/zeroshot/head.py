@@ -25,7 +25,8 @@ def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
     batch, _, groups = chained.shape
-    # [B, N, G] is already channels-last memory: upsampling that layout is ~5× faster on CPU than NCHW, same values
+    # [B, N, G] is already channels-last memory: upsampling that layout is ~5× faster on CPU than NCHW (same values
+    # up to the last bit of rounding; the head parity tests compare labels on every pixel)
     maps = chained.reshape(batch, *grid, groups).permute(0, 3, 1, 2)
     maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
     return maps.max(dim=1).indices  # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
