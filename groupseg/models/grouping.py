@@ -21,11 +21,6 @@ def _one_hot_straight_through(soft: torch.Tensor, dim: int) -> torch.Tensor:
     return hard - soft.detach() + soft if soft.requires_grad else hard
 
 
-def hard_softmax(logits: torch.Tensor, dim: int) -> torch.Tensor:
-    """One-hot of the argmax, with the softmax's gradient (straight-through)."""
-    return _one_hot_straight_through(logits.softmax(dim), dim)
-
-
 def gumbel_hard_softmax(logits: torch.Tensor, dim: int, tau: float = 1.0) -> torch.Tensor:
     """Hard Gumbel-softmax sample with a straight-through gradient (``F.gumbel_softmax(hard=True)`` on any axis)."""
     gumbels = -torch.empty_like(logits).exponential_().log()
