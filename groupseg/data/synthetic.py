@@ -95,15 +95,12 @@ class WorldConfig:
     def __post_init__(self):
         self.kinds, self.colours, self.backgrounds = tuple(self.kinds), tuple(self.colours), tuple(self.backgrounds)
         self.num_objects, self.size_range = tuple(self.num_objects), tuple(self.size_range)
-        for name in self.kinds:
-            if name not in KINDS:
-                raise ValueError(f"unknown shape kind {name!r}; the world knows {sorted(KINDS)}")
-        for name in self.backgrounds:
-            if name not in BACKGROUNDS:
-                raise ValueError(f"unknown background texture {name!r}; the world knows {sorted(BACKGROUNDS)}")
-        for name in self.colours:
-            if name not in COLOURS:
-                raise ValueError(f"unknown colour {name!r}; the world knows {sorted(COLOURS)}")
+        vocabularies = (("shape kind", self.kinds, KINDS), ("background texture", self.backgrounds, BACKGROUNDS),
+                        ("colour", self.colours, COLOURS))  # fmt: skip
+        for what, names, known in vocabularies:
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"unknown {what} {name!r}; the world knows {sorted(known)}")
         if not self.num_objects or abs(sum(self.num_objects) - 1) > 1e-6:
             raise ValueError(f"num_objects must be probabilities of 1, 2, ... objects summing to 1, got {self.num_objects}")
 
