@@ -71,10 +71,10 @@ def seg_logits(
         best = scores.amax(dim=2)  # [B, G]
         thresh = best.amax(dim=1, keepdim=True).clamp(max=bg_thresh)  # per image: min(bg_thresh, max group score)
         scores = torch.cat([(best < thresh).to(scores.dtype)[..., None], scores], dim=2)  # [B, G, 1 + K]
-    # each pixel takes its group's row of scores (the one-hot product without the multiply-adds), as one column
-    # lookup into [labels, B·G]: ~4× faster than a gather with an expanded index
+    # each pixel takes its group's row of scores (the one-hot product without the multiply-adds) by one row gather:
+    # the result is channels-last memory, so the per-pixel max over labels in post-processing reduces a contiguous
+    # row (3× faster on CPU than over the leading axis of a [labels, H, W] tensor), as does bilinear resizing
     batch, height, width = groups.shape
     num_groups, labels = scores.shape[1:]
-    index = (groups + num_groups * torch.arange(batch, device=groups.device).view(-1, 1, 1)).view(-1)
-    table = scores.permute(2, 0, 1).reshape(labels, batch * num_groups)
-    return table.index_select(1, index).view(labels, batch, height, width).transpose(0, 1)
+    index = groups + num_groups * torch.arange(batch, device=groups.device).view(-1, 1, 1)
+    return F.embedding(index, scores.reshape(batch * num_groups, labels)).permute(0, 3, 1, 2)

@@ -72,7 +72,13 @@ class GroupViTSegmentor(EncoderDecoder):
         if self.test_cfg.precision == "bf16":
             for tower in (model.img_encoder, model.img_projector):
                 cast_matmul_weights_(tower, torch.bfloat16)
-        self._compiled = torch.compile(model.forward_image) if self.test_cfg.compile else None
+        self._compiled = None
+        if self.test_cfg.compile:
+            # The tower is compiled with its weights frozen in as constants and the model held in eval mode, so the
+            # guards on its modules and parameters can only ever pass: skipping them saves ~0.5 ms per call on a CPU
+            # (tensor shapes, dtypes and grad mode are still guarded; a new input shape still recompiles)
+            options = {"guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe}
+            self._compiled = torch.compile(model.forward_image, options=options)
         self.align_corners = False
         if vocabulary is None:
             raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
