@@ -224,3 +224,53 @@ def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
     assert set(sweep["runs"]["3"]["untrained"]) == {"shapes", "colours"}
     assert sweep["baselines"]["all_background"]["colours"] == all_background_miou(
         tiny_world / "val/SegmentationClassColour", 1 + len(WORLD.colours))
+
+
+def test_diagnostics_measure_what_they_say(tmp_path):
+    """The diagnostics' mIoU is IoUMetric's; an oracle over the true masks is perfect; one group per image is a
+    collapse (share 1) whose oracle is each image's majority label."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.evaluation import IoUMetric
+    from mmseg.structures import SegDataSample
+
+    from groupseg.zeroshot.diagnostics import dataset_miou, largest_group_share, oracle_labels
+
+    root = write_segmentation(tmp_path / "val", 12, WORLD, seed=5)
+    gts = np.stack([np.asarray(Image.open(p)) for p in sorted((root / "SegmentationClass").glob("*.png"))]).astype(np.int64)
+    num_classes = 1 + len(WORLD.kinds)
+    preds = np.random.default_rng(0).integers(0, num_classes, gts.shape)
+    metric = IoUMetric(iou_metrics=["mIoU"])
+    metric.dataset_meta = dict(classes=[str(c) for c in range(num_classes)])
+    for pred, gt in zip(preds, gts):
+        data = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(gt)[None]),
+                             pred_sem_seg=PixelData(data=torch.from_numpy(pred)[None]))  # fmt: skip
+        metric.process([], [data.to_dict()])
+    assert abs(dataset_miou(preds, gts, num_classes)[0] - metric.compute_metrics(metric.results)["mIoU"]) < 0.01
+    assert dataset_miou(oracle_labels(gts, gts, num_classes), gts, num_classes)[0] == 100
+    one_group = np.zeros_like(gts)
+    assert largest_group_share(one_group) == 1.0 and largest_group_share(gts) < 1.0
+    majority = np.stack([np.full_like(g, np.bincount(g.ravel()).argmax()) for g in gts])
+    assert (oracle_labels(one_group, gts, num_classes) == majority).all()
+
+
+def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
+    """tools/diagnose_synthetic.py computes the zero-shot mIoU in process; it is the number tools/test.py reports."""
+    ckpt = tmp_path / "untrained"
+    made = subprocess.run([sys.executable, "tools/init_checkpoint.py", "configs/synthetic/groupvit_synthetic.py",
+                           str(ckpt)], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    diag = subprocess.run([sys.executable, "tools/diagnose_synthetic.py", str(ckpt), "--data", str(tiny_world / "val"),
+                           "--vocab", "shapes"], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert diag.returncode == 0, diag.stderr
+    report = json.loads(diag.stdout.strip().splitlines()[-1])
+    assert report["vocab"] == "shapes" and 0 <= report["oracle_miou"] <= 100 and 0 < report["largest_group_share"] <= 1
+    test = subprocess.run([sys.executable, "tools/test.py", "configs/synthetic/zeroshot_synthetic.py", str(ckpt),
+                           "--cfg-options", f"test_dataloader.dataset.data_root={tiny_world / 'val'}"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
+    assert test.returncode == 0, test.stderr[-3000:]
+    miou = float(test.stdout.split("mIoU:")[-1].split()[0])
+    assert abs(report["zero_shot_miou"] - miou) < 0.2
+    missing = subprocess.run([sys.executable, "tools/diagnose_synthetic.py", str(tmp_path / "nothing"), "--data",
+                              str(tiny_world / "val")], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
