@@ -21,13 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS
 from groupseg.models.checkpoint import CheckpointError, load_model
 from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
 from groupseg.zeroshot.diagnostics import diagnose
 from groupseg.zeroshot.segmenter import IMAGENET_MEAN, IMAGENET_STD
-
-VOCABS = {"shapes": ("classes.txt", "SegmentationClass"), "colours": ("colours.txt", "SegmentationClassColour")}
-
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised images ``[N, 3, H, W]`` and label maps ``[N, H, W]`` of the VOC-layout set."""

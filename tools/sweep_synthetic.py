@@ -22,15 +22,11 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from groupseg.data.synthetic import all_background_miou
+from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS, all_background_miou
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
 TEST_CONFIG = "configs/synthetic/zeroshot_synthetic.py"
-VOCABS = {  # name → (vocabulary file in the val folder, mask folder)
-    "shapes": ("classes.txt", "SegmentationClass"),
-    "colours": ("colours.txt", "SegmentationClassColour"),
-}
 
 
 def _load_test_tool():

@@ -398,6 +398,10 @@ def write_pairs(
     return shards
 
 
+# The two vocabularies the synthetic configs evaluate with: name → (vocabulary file in the val folder, mask folder).
+EVAL_VOCABULARIES = {"shapes": ("classes.txt", "SegmentationClass"), "colours": ("colours.txt", "SegmentationClassColour")}
+
+
 # Vocabularies written beside the segmentation set: file name → (mask folder, class names after "background").
 def vocabularies(config: WorldConfig) -> dict[str, tuple[str, list[str]]]:
     return {

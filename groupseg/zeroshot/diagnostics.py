@@ -34,15 +34,20 @@ def dataset_miou(preds: np.ndarray, gts: np.ndarray, num_classes: int) -> tuple[
     return float(100 * np.nanmean(iou)), 100 * iou
 
 
-def oracle_labels(groups: np.ndarray, gts: np.ndarray, num_classes: int) -> np.ndarray:
-    """Each group of each image (``[B, H, W]`` group ids) labelled with the majority ground-truth label of its pixels."""
-    out = np.zeros_like(gts)
+def _groups_with_label_counts(groups: np.ndarray, gts: np.ndarray, num_classes: int):
+    """Yield ``(image, group, mask, counts)``: every group of every image with the counts of its true labels."""
     for b in range(len(gts)):
         for g in np.unique(groups[b]):
             mask = groups[b] == g
             labels = gts[b][mask]
-            labels = labels[labels != IGNORE_INDEX]
-            out[b][mask] = np.bincount(labels, minlength=num_classes).argmax() if labels.size else 0
+            yield b, g, mask, np.bincount(labels[labels != IGNORE_INDEX], minlength=num_classes)[:num_classes]
+
+
+def oracle_labels(groups: np.ndarray, gts: np.ndarray, num_classes: int) -> np.ndarray:
+    """Each group of each image (``[B, H, W]`` group ids) labelled with the majority ground-truth label of its pixels."""
+    out = np.zeros_like(gts)
+    for b, _, mask, counts in _groups_with_label_counts(groups, gts, num_classes):
+        out[b][mask] = counts.argmax()  # 0 (background) for a group of ignored pixels only
     return out
 
 
@@ -57,17 +62,11 @@ def group_recognition(
     """Accuracy of each group's best class (``group_best[b, g]``, label ids) on groups that are at least ``purity``
     one foreground class; returns (accuracy, number of such groups)."""
     hits = total = 0
-    for b in range(len(gts)):
-        for g in np.unique(groups[b]):
-            labels = gts[b][groups[b] == g]
-            labels = labels[labels != IGNORE_INDEX]
-            if labels.size < min_pixels:
-                continue
-            counts = np.bincount(labels, minlength=num_classes)
-            major = counts.argmax()
-            if major != 0 and counts[major] >= purity * labels.size:
-                total += 1
-                hits += int(group_best[b, g] == major)
+    for b, g, _, counts in _groups_with_label_counts(groups, gts, num_classes):
+        major = counts.argmax()
+        if counts.sum() >= min_pixels and major != 0 and counts[major] >= purity * counts.sum():
+            total += 1
+            hits += int(group_best[b, g] == major)
     return (hits / total if total else float("nan")), total
 
 
@@ -80,7 +79,7 @@ def diagnose(segmentor, images: torch.Tensor, gts: np.ndarray, batch_size: int =
     for batch in images.split(batch_size):
         out = segmentor.forward_image(batch)
         soft = [a.soft for a in out.vision.assignments]
-        logits = segmentor.encode_decode(batch)
+        logits = segmentor.decode(out, batch.shape[2:])
         preds.append(logits.argmax(1).numpy())
         best_class.append(logits[:, 1:].argmax(1).numpy() + 1)
         final.append(pixel_groups(soft, out.vision.grid, batch.shape[2:]).numpy())

@@ -105,7 +105,10 @@ class GroupViTSegmentor(EncoderDecoder):
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: Any = None) -> torch.Tensor:
         """Normalised images ``[B, 3, H, W]`` → per-pixel label scores ``[B, num_classes, H, W]`` (official head)."""
-        out = self.forward_image(inputs)
+        return self.decode(self.forward_image(inputs), inputs.shape[2:])
+
+    def decode(self, out, size: tuple[int, int]) -> torch.Tensor:
+        """The head on the image tower's outputs ``out``: per-pixel label scores at ``size``."""
         return seg_logits(
             [a.soft for a in out.vision.assignments],
             out.vision.grid,
@@ -113,7 +116,7 @@ class GroupViTSegmentor(EncoderDecoder):
             out.image_embeds,
             self.class_embeds,
             self.model.scale(),
-            size=inputs.shape[2:],
+            size=size,
             bg_thresh=self.test_cfg.bg_thresh if self.vocabulary.with_background else None,
             topk=self.test_cfg.get("topk", 5),
         )
