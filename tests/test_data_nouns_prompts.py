@@ -34,6 +34,22 @@ def test_spacy_path_takes_the_pipelines_tags():
     assert NounExtractor()("the dog jumps") == ["dog", "jump"]
 
 
+def test_noun_phrases_keep_the_adjectives_before_each_noun():
+    tagged = NounExtractor(tagging_pipeline(), phrases=True)
+    assert tagged("A happy dog catches a red frisbee in the park") == ["happy dog", "red frisbee", "park"]
+    # the tagger decides what an adjective is: "big" has no ADJ tag in this pipeline, so it does not join
+    assert tagged("a big red dog and the red dogs") == ["red dog"]
+    rule = NounExtractor(phrases=True)
+    assert rule("Two bright red circles and a wooden box on a striped background, sitting cats") == [
+        "bright red circle", "wooden box", "striped background", "cat"
+    ]  # fmt: skip
+    # a non-adjective between breaks the phrase; the same noun with different adjectives is two phrases
+    assert rule("a red and blue ball, a blue ball") == ["blue ball"]
+    assert rule("a red cup, a blue cup, a cup") == ["red cup", "blue cup", "cup"]
+    # without phrases the same captions give the plain nouns
+    assert NounExtractor()("Two bright red circles and a wooden box") == ["circle", "box"]
+
+
 def test_pipeline_without_pos_is_refused():
     with pytest.raises(ValueError, match="part-of-speech"):
         NounExtractor(spacy.blank("en"))
@@ -120,3 +136,30 @@ def test_all_templates_and_nouns_get_used():
             used_templates.add(t)
             used_nouns.add(n)
     assert used_templates == set(range(80)) and used_nouns == set(nouns)
+
+
+@pytest.mark.parametrize("phrases", [False, True])
+def test_training_loader_prompts_nouns_or_noun_phrases(tmp_path, phrases):
+    """``data.noun_phrases`` reaches the batches tools/train.py trains on: each prompt wraps a noun, or with the
+    option the adjective–noun phrase, of its own caption."""
+    from mmengine.config import Config
+
+    from groupseg.engine.distributed import DistInfo
+    from groupseg.engine.trainer import build_loader
+    from groupseg.tokenizer import tokenize
+    from helpers_shards import image_bytes, write_shard
+
+    captions = ["a red circle and a blue square", "two green stars on a striped background"]
+    write_shard(tmp_path / "00000.tar", [dict(key=f"{i:04d}", jpg=image_bytes(i), txt=captions[i % 2]) for i in range(8)])
+    cfg = Config(dict(data=dict(train=str(tmp_path / "00000.tar"), batch_size=4, image_size=32, num_prompts=2,
+                                augment="light", num_workers=0, noun_phrases=phrases),
+                      loss=dict(multi_label_weight=1.0), train=dict(seed=0)))  # fmt: skip
+    batch = next(iter(build_loader(cfg, DistInfo(0, 1, 0), 0, 0, 24, 1)))
+    if phrases:
+        words = {captions[0]: ["red circle", "blue square"], captions[1]: ["green star", "striped background"]}
+    else:
+        words = {captions[0]: ["circle", "square"], captions[1]: ["star", "background"]}
+    for caption, tokens in zip(batch["captions"], batch["tokens"]):
+        wanted = {tuple(tokenize(t(w), 24)[0].tolist()) for t in TEMPLATES for w in words[caption]}
+        prompts = [tuple(row.tolist()) for row in tokens[1:]]
+        assert all(p in wanted for p in prompts) and len(set(prompts)) == 2

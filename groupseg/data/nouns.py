@@ -33,8 +33,9 @@ INSTALL_HINT = (
 )
 
 # Words the fallback rule never takes for nouns. Not exhaustive: the most frequent non-nouns of web alt-text that
-# are not already spaCy stop words (colours, size/age/quality adjectives, participles of captioned actions).
-NOT_NOUNS = frozenset(
+# are not already spaCy stop words. Adjectives (colours, size/age/quality) may also lead a noun phrase; verbs and
+# participles of captioned actions may not.
+ADJECTIVES = frozenset(
     (
         # colours and tones
         "red orange yellow green blue purple violet pink brown black white grey gray golden beige turquoise "
@@ -45,12 +46,16 @@ NOT_NOUNS = frozenset(
         "fresh hot cold warm cool wet dry clean dirty isolated abstract traditional famous different single "
         "various natural public private local free available sunny cloudy rainy snowy ancient historic historical "
         "simple elegant luxury real true close far central main perfect favorite favourite "
-        "amazing stunning delicious healthy tasty sweet spicy rustic urban rural seamless "
-        # verbs and participles of captioned actions
+        "amazing stunning delicious healthy tasty sweet spicy rustic urban rural seamless solid shiny flat plain"
+    ).split()
+)
+NOT_NOUNS = ADJECTIVES | frozenset(
+    (
+        # verbs and participles of captioned actions, and prepositions spaCy does not list as stop words
         "sitting standing walking running looking playing holding wearing lying laying eating drinking riding "
         "smiling posing flying swimming jumping waiting working talking taking making using showing watching "
-        "carrying sleeping reading cooking dancing singing driving shopping hanging leaning growing "
-        "stands sits looks walks holds shows features shown seen taken set like love want need"
+        "carrying sleeping reading cooking dancing singing driving shopping hanging leaning growing floating "
+        "stands sits looks walks holds shows features shown seen taken drawn set like love want need look near"
     ).split()
 )
 
@@ -96,9 +101,15 @@ class NounExtractor:
     ``NounExtractor(nlp)`` tags with a spaCy pipeline that assigns part-of-speech; ``NounExtractor()`` uses the
     documented fallback rule (module docstring). ``NounExtractor.from_spacy()`` loads ``en_core_web_sm`` when it
     is installed and falls back (warning once) when it is not.
+
+    ``phrases=True`` (a groupseg option; the reference prompts single nouns) keeps the adjectives written right
+    before each noun: "two bright red circles" → "bright red circle". A prompt then names an attribute *bound* to
+    an object, so the multi-label loss must tell "a red circle" from "a red square" and "a blue circle" in one image,
+    which an image embedding that merely averages its parts cannot do. Adjectives are tokens tagged ``ADJ`` (or a
+    Penn ``JJ*`` tag); under the fallback rule, words of ``ADJECTIVES`` and participles ("striped").
     """
 
-    def __init__(self, nlp: Language | None = None):
+    def __init__(self, nlp: Language | None = None, phrases: bool = False):
         if nlp is not None:
             factories = {nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
             if not factories & POS_FACTORIES:
@@ -110,43 +121,54 @@ class NounExtractor:
             self.nlp, self.tagged = nlp, True
         else:
             self.nlp, self.tagged = spacy.blank("en"), False
+        self.phrases = phrases
 
     @classmethod
-    def from_spacy(cls, model: str = DEFAULT_MODEL) -> "NounExtractor":
+    def from_spacy(cls, model: str = DEFAULT_MODEL, phrases: bool = False) -> "NounExtractor":
         """The trained pipeline ``model`` (parser and NER excluded: not needed), or the fallback rule if absent."""
         try:
             nlp = spacy.load(model, exclude=["parser", "ner", "senter"])
         except OSError:
             _warn_missing_model(model)
-            return cls()
-        return cls(nlp)
+            return cls(phrases=phrases)
+        return cls(nlp, phrases)
 
     def __call__(self, caption: str) -> list[str]:
-        doc = self.nlp(caption)
-        words = self._tagged(doc) if self.tagged else self._rule(doc)
-        return list(dict.fromkeys(w for w in words if len(w) >= 2))
+        words, modifiers = [], []
+        for tok in self.nlp(caption):
+            noun = self._noun(tok)
+            if noun is not None and len(noun) >= 2:
+                words.append(" ".join([*modifiers, noun]) if self.phrases else noun)
+                modifiers = []
+            elif self.phrases and self._adjective(tok):
+                modifiers.append(tok.lower_)
+            else:
+                modifiers = []
+        return list(dict.fromkeys(words))
 
-    @staticmethod
-    def _tagged(doc) -> list[str]:
-        out = []
-        for tok in doc:
-            is_noun = tok.pos_ in NOUN_POS or (not tok.pos_ and tok.tag_.startswith("NN"))
-            if is_noun and tok.is_alpha:
-                out.append(tok.lemma_.lower() if tok.lemma_ else singularize(tok.lower_))
-        return out
+    def _noun(self, tok) -> str | None:
+        """The token's noun form (lemma or singular), or ``None`` if it is not a noun."""
+        if not tok.is_alpha:
+            return None
+        if self.tagged:
+            if tok.pos_ in NOUN_POS or (not tok.pos_ and tok.tag_.startswith("NN")):
+                return tok.lemma_.lower() if tok.lemma_ else singularize(tok.lower_)
+            return None
+        word = tok.lower_
+        if tok.is_stop or word in NOT_NOUNS or _looks_like_participle(word):
+            return None
+        return singularize(word)
 
-    @staticmethod
-    def _rule(doc) -> list[str]:
-        out = []
-        for tok in doc:
-            word = tok.lower_
-            if tok.is_alpha and not tok.is_stop and word not in NOT_NOUNS and not _looks_like_participle(word):
-                out.append(singularize(word))
-        return out
+    def _adjective(self, tok) -> bool:
+        if not tok.is_alpha:
+            return False
+        if self.tagged:
+            return tok.pos_ == "ADJ" or (not tok.pos_ and tok.tag_.startswith("JJ"))
+        return tok.lower_ in ADJECTIVES or _looks_like_participle(tok.lower_)
 
     def __repr__(self) -> str:
         kind = f"spaCy {self.nlp.meta.get('name', '?')} {self.nlp.pipe_names}" if self.tagged else "fallback rule"
-        return f"NounExtractor({kind})"
+        return f"NounExtractor({kind}{', phrases' if self.phrases else ''})"
 
 
 _warned: set[str] = set()
@@ -165,6 +187,6 @@ def _warn_missing_model(model: str) -> None:
 
 
 @lru_cache(maxsize=None)
-def default_noun_extractor() -> NounExtractor:
+def default_noun_extractor(phrases: bool = False) -> NounExtractor:
     """The process-wide default: ``en_core_web_sm`` if installed, else the fallback rule (warned once)."""
-    return NounExtractor.from_spacy(DEFAULT_MODEL)
+    return NounExtractor.from_spacy(DEFAULT_MODEL, phrases)

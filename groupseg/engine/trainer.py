@@ -72,15 +72,17 @@ def schedule(cfg: Config, world_size: int) -> dict[str, Any]:
 
 
 def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, context_length: int, steps_per_epoch: int):
+    from ..data.nouns import default_noun_extractor
     from ..data.pairs import build_pair_loader
 
     d = cfg.data
+    num_prompts = d.get("num_prompts", 3) if cfg.loss.get("multi_label_weight", 1.0) > 0 else 0
     return build_pair_loader(
         shards=d.train,
         batch_size=d.batch_size,
         image_size=d.image_size,
         context_length=context_length,
-        num_prompts=d.get("num_prompts", 3) if cfg.loss.get("multi_label_weight", 1.0) > 0 else 0,
+        num_prompts=num_prompts,
         augment=d.get("augment", "reference"),
         seed=cfg.train.seed,
         epoch=epoch,
@@ -88,6 +90,8 @@ def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, co
         world_size=info.world_size,
         num_workers=d.get("num_workers", 2),
         start_batch=start_batch,
+        # prompts wrap nouns ("circle") or, with data.noun_phrases, adjective–noun phrases ("red circle")
+        noun_extractor=default_noun_extractor(bool(d.get("noun_phrases", False))) if num_prompts else None,
         num_batches=steps_per_epoch,  # every rank yields the same number of batches (DDP needs it)
     )
 
