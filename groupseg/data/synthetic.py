@@ -77,8 +77,8 @@ class WorldConfig:
     kinds: tuple[str, ...] = tuple(KINDS)
     backgrounds: tuple[str, ...] = tuple(BACKGROUNDS)  # background textures to draw from
     colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "pink")
-    num_objects: tuple[float, ...] = (0.4, 0.4, 0.2)  # P(1 object), P(2), P(3) ...
-    size_range: tuple[float, float] = (0.32, 0.55)  # object diameter as a fraction of the image side
+    num_objects: tuple[float, ...] = (0.5, 0.35, 0.15)  # P(1 object), P(2), P(3) ...
+    size_range: tuple[float, float] = (0.45, 0.7)  # object diameter as a fraction of the image side
     p_duplicate: float = 0.1  # an extra object repeats one already placed (same kind and colour) → plural
     max_occlusion: float = 0.35  # an object may lose at most this fraction of its area to later objects
     p_name_all: float = 0.9  # the caption names every object; otherwise a random non-empty subset
