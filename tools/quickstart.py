@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from groupseg.data.synthetic import all_background_miou
+from groupseg.data.synthetic import EVAL_VOCABULARIES, all_background_miou
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
@@ -63,35 +63,35 @@ def main() -> int:
 
     val = data / "val"
     results = {}
-    for name, ckpt, vocab, masks, outputs in (
-        ("untrained", untrained, "classes.txt", "SegmentationClass", []),
-        ("untrained_colours", untrained, "colours.txt", "SegmentationClassColour", []),
-        ("trained", trained, "classes.txt", "SegmentationClass",
-         ["--out", str(work / "pred"), "--show-dir", str(work / "overlays")]),
-        ("colours", trained, "colours.txt", "SegmentationClassColour", ["--show-dir", str(work / "overlays_colours")]),
+    for name, ckpt, vocab, outputs in (
+        ("untrained", untrained, "shapes", []),
+        ("untrained_colours", untrained, "colours", []),
+        ("trained", trained, "shapes", ["--out", str(work / "pred"), "--show-dir", str(work / "overlays")]),
+        ("colours", trained, "colours", ["--show-dir", str(work / "overlays_colours")]),
     ):
+        vocab_file, masks = EVAL_VOCABULARIES[vocab]
         out = work / f"metrics_{name}.json"
         step = ("5/5 a second vocabulary, never evaluated before: colours instead of shapes" if name == "colours"
                 else f"4/5 zero-shot segmentation of the held-out set: {name.replace('_', ', ')} model")  # fmt: skip
-        run(step, [py, "tools/test.py", TEST_CONFIG, str(ckpt), "--vocab", str(val / vocab), "--json", str(out),
+        run(step, [py, "tools/test.py", TEST_CONFIG, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(out),
                    "--work-dir", str(work / f"test_{name}"), *outputs, "--cfg-options",
                    f"test_dataloader.dataset.data_root={val}", f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"])  # fmt: skip
         results[name] = json.loads(out.read_text())
 
-    classes = [line for line in (val / "classes.txt").read_text().splitlines() if line.strip()]
-    colours = [line for line in (val / "colours.txt").read_text().splitlines() if line.strip()]
-    bg_shapes = all_background_miou(val / "SegmentationClass", len(classes))
-    bg_colours = all_background_miou(val / "SegmentationClassColour", len(colours))
+    all_background = {}
+    for vocab, (vocab_file, masks) in EVAL_VOCABULARIES.items():
+        names = [line for line in (val / vocab_file).read_text().splitlines() if line.strip()]
+        all_background[vocab] = all_background_miou(val / masks, len(names))
     minutes = (time.perf_counter() - start) / 60
     print("\n== summary: zero-shot mIoU on the held-out synthetic set (mmseg IoUMetric, incl. background)")
     print(f"{'':34}{'shapes':>10}{'colours':>10}")
-    print(f"{'all background (baseline)':34}{bg_shapes:>10.1f}{bg_colours:>10.1f}")
+    print(f"{'all background (baseline)':34}{all_background['shapes']:>10.1f}{all_background['colours']:>10.1f}")
     print(f"{'untrained model (baseline)':34}{results['untrained']['mIoU']:>10.1f}"
           f"{results['untrained_colours']['mIoU']:>10.1f}")
     print(f"{'trained on captions only':34}{results['trained']['mIoU']:>10.1f}{results['colours']['mIoU']:>10.1f}")
     print(f"\noverlays: {work / 'overlays'} and {work / 'overlays_colours'};  label PNGs: {work / 'pred'}")
     print(f"total time {minutes:.1f} min")
-    summary = {"all_background": {"shapes": bg_shapes, "colours": bg_colours}, **results, "minutes": minutes}
+    summary = {"all_background": all_background, **results, "minutes": minutes}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     return 0
 
