@@ -55,3 +55,41 @@ def test_groupvit_loss_combines_and_trains():
         loss.backward()
         opt.step()
     assert loss.item() < 0.8 * first
+
+
+def test_multi_label_loss_on_groups_scores_each_prompt_by_its_best_segment():
+    batch, k, groups = 4, 3, 5
+    segs, prompts = normalized(batch, groups, 8), normalized(batch, k, 8)
+    segs.requires_grad_(True)
+    scale = torch.tensor(10.0, dtype=torch.float64)
+    # one segment per image: the image loss itself
+    torch.testing.assert_close(multi_label_loss(segs[:, :1], prompts, scale), multi_label_loss(segs[:, 0], prompts, scale))
+    # several: the same loss on each (image, prompt) pair's best segment, and only best segments receive gradient
+    flat = prompts.reshape(batch * k, 8)
+    best = torch.einsum("bgd,pd->bgp", segs, flat).argmax(1)  # [B, B·K]
+    loss = multi_label_loss(segs, prompts, scale)
+    sims = torch.einsum("bgd,pd->bgp", segs, flat).gather(1, best[:, None]).squeeze(1)
+    loss_img = -(torch.log_softmax(scale * sims, 1).view(batch, batch, k).diagonal().sum(0) / k).mean()
+    loss_txt = torch.nn.functional.cross_entropy(scale * sims.T, torch.arange(batch).repeat_interleave(k))
+    torch.testing.assert_close(loss, 0.5 * (loss_img + loss_txt))
+    loss.backward()
+    used = torch.zeros(batch, groups, dtype=torch.bool).scatter_(1, best, True)
+    assert (segs.grad.norm(dim=-1)[~used] == 0).all() and (segs.grad.norm(dim=-1)[used] > 0).all()
+
+
+def test_groupvit_loss_on_groups_runs_through_the_model_forward():
+    model = GroupViT(build_config("groupvit-tiny")).train()
+    tokens = torch.stack([tokenize(["a red circle", "a photo of a circle.", "a photo of a red circle."], 16)] * 4)
+    loss_fn = GroupViTLoss(1.0, multi_label_on="groups")
+    assert loss_fn.with_groups and not GroupViTLoss(1.0).with_groups and not GroupViTLoss(0.0, "groups").with_groups
+    out = model(torch.randn(4, 3, 32, 32), tokens, with_groups=True)
+    assert out["group_embeds"].shape == (4, 4, 16)
+    losses = loss_fn(out)
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss_multi_label"]) and model.img_encoder.layers[0].group_token.grad.abs().sum() > 0
+    try:
+        GroupViTLoss(1.0, multi_label_on="pixels")
+    except ValueError as err:
+        assert "multi_label_on" in str(err)
+    else:
+        raise AssertionError("an unknown multi_label_on must fail clearly")

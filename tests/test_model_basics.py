@@ -74,3 +74,24 @@ def test_groupseg_checkpoint_roundtrip(tmp_path):
     assert not loaded.training
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(loaded.encode_image(x), model.encode_image(x), rtol=0, atol=0)
+
+
+def test_without_group_token_residual_a_segment_holds_only_its_own_tokens():
+    """group_token_residual=False: nudging tokens of other segments leaves a segment's token unchanged (with the
+    reference residual it changes: its group token has cross-attended to every token)."""
+    torch.manual_seed(0)
+    outputs = {}
+    for residual in (True, False):
+        torch.manual_seed(0)
+        block = GroupViT(build_config("groupvit-tiny", group_token_residual=residual)).img_encoder.layers[0].downsample
+        block.eval()
+        x, group_tokens = torch.randn(1, 64, 32), torch.randn(1, 8, 32)
+        new_x, assignment = block(x, group_tokens)
+        segment = assignment.hard[0].sum(1).argmax()  # the largest segment
+        others = assignment.hard[0, segment] == 0
+        nudged = x.clone()
+        nudged[0, others] += 1e-3 * torch.randn(int(others.sum()), 32)
+        new_nudged, assignment_nudged = block(nudged, group_tokens)
+        assert torch.equal(assignment_nudged.hard, assignment.hard)
+        outputs[residual] = (new_x[0, segment] - new_nudged[0, segment]).abs().max().item()
+    assert outputs[False] < 1e-6 and outputs[True] > 1e-5

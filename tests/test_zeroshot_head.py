@@ -127,3 +127,28 @@ def test_background_threshold_is_per_crop_min_of_threshold_and_best_score(model)
     best = logits[0.0][1:].amax(0)
     torch.testing.assert_close(logits[0.999][0], (best < best.max()).float())
     assert logits[0.0][0].sum() == 0
+
+
+def test_cosine_background_score_rejects_segments_that_match_no_class_well():
+    """Segment 0 is close to class 0; segment 1 is far from both classes but a little less far from class 1, so the
+    official softmax score is confident for it. bg_score='cosine' makes it background, 'probability' does not."""
+    from groupseg.zeroshot.head import seg_logits
+
+    classes = torch.eye(4)[:2]  # two orthonormal class embeddings
+    segments = torch.nn.functional.normalize(torch.tensor([[[0.9, 0.1, 0.4, 0.0], [0.0, 0.1, 0.0, 1.0]]]), dim=-1)
+    cosine = (segments @ classes.T).amax(-1)[0]
+    assert cosine[0] > 0.8 and cosine[1] < 0.15
+    soft = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]])  # tokens 0-1 → segment 0, tokens 2-3 → 1
+    labels = {}
+    for score in ("probability", "cosine"):
+        logits = seg_logits([soft], (2, 2), segments, segments.mean(1), classes, torch.tensor(100.0), (2, 2),
+                            bg_thresh=0.5, bg_score=score)  # fmt: skip
+        labels[score] = logits[0].argmax(0)
+    assert labels["probability"].tolist() == [[1, 1], [2, 2]]  # label 0 is background, 1 + class index otherwise
+    assert labels["cosine"].tolist() == [[1, 1], [0, 0]]
+    try:
+        seg_logits([soft], (2, 2), segments, segments.mean(1), classes, torch.tensor(100.0), (2, 2), 0.5, bg_score="x")
+    except ValueError as err:
+        assert "bg_score" in str(err)
+    else:
+        raise AssertionError("an unknown bg_score must fail clearly")

@@ -111,7 +111,7 @@ def train_step(
     images = batch["images"].to(device, non_blocking=True)
     tokens = batch["tokens"].to(device, non_blocking=True)
     with autocast_context(precision, device):
-        losses = loss_fn(model(images, tokens))
+        losses = loss_fn(model(images, tokens, with_groups=loss_fn.with_groups))
     finite = torch.isfinite(losses["loss"].detach()).float()
     if D.is_distributed():
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
@@ -149,7 +149,7 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     plan = schedule(cfg, info.world_size)
     optimizer = build_optimizer(model, plan["base_lr"], cfg.optimizer.get("weight_decay", 0.05))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loss_fn = GroupViTLoss(cfg.loss.get("multi_label_weight", 1.0))
+    loss_fn = GroupViTLoss(cfg.loss.get("multi_label_weight", 1.0), cfg.loss.get("multi_label_on", "image"))
 
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped": {}}
     if resume is not None:

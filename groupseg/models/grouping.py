@@ -86,8 +86,13 @@ class GroupingBlock(nn.Module):
         assign_eps: float = 1.0,
         eps: float = 1e-5,
         gumbel: bool = True,
+        group_token_residual: bool = True,
     ):
         super().__init__()
+        # True (the reference): each segment token = mean of its assigned tokens + its group token, which has
+        # cross-attended to the whole image. False: a segment holds only its own tokens, so a background segment
+        # cannot carry a summary of the objects (see the synthetic recipe in the README).
+        self.group_token_residual = group_token_residual
         tokens_dim, channels_dim = (int(r * dim) for r in mlp_ratio)
         self.norm_tokens = nn.LayerNorm(dim, eps=eps)
         self.mlp_inter = MixerMlp(num_group_token, tokens_dim, num_output_group)
@@ -103,5 +108,6 @@ class GroupingBlock(nn.Module):
         groups = self.norm_post_tokens(self.mlp_inter(self.norm_tokens(group_tokens)))
         groups = self.pre_assign_attn(groups, x)
         new_x, assignment = self.assign(groups, x)
-        new_x = new_x + groups
+        if self.group_token_residual:
+            new_x = new_x + groups
         return new_x + self.mlp_channels(self.norm_new_x(new_x)), assignment

@@ -30,6 +30,7 @@ class GroupViTConfig:
     drop_path_rate: float = 0.1
     assign_eps: float = 1.0
     gumbel: bool = True  # Gumbel noise in training assignments (False: plain straight-through argmax)
+    group_token_residual: bool = True  # segment token = its tokens' mean + its group token (False: the mean only)
     text_width: int = 256
     text_layers: int = 12
     text_heads: int = 4
@@ -130,6 +131,7 @@ class GroupViT(nn.Module):
             drop_path_rate=config.drop_path_rate,
             assign_eps=config.assign_eps,
             gumbel=config.gumbel,
+            group_token_residual=config.group_token_residual,
         )
         self.text_encoder = build_text_tower(
             config.text_width, config.text_layers, config.text_heads, config.context_length, config.vocab_size
@@ -172,10 +174,17 @@ class GroupViT(nn.Module):
     def multi_label_scale(self) -> torch.Tensor:
         return self.multi_label_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Normalised image ``[B, D]`` and text ``[..., D]`` embeddings plus both clamped temperatures."""
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, with_groups: bool = False) -> dict[str, torch.Tensor]:
+        """Normalised image ``[B, D]`` and text ``[..., D]`` embeddings plus both clamped temperatures; with
+        ``with_groups`` also the normalised segment embeddings ``[B, G, D]`` (for ``GroupViTLoss(multi_label_on=
+        "groups")``; only then, since projecting them also moves the projection's BatchNorm statistics)."""
+        if with_groups:
+            image = self.forward_image(images)
+            outputs = {"image_embeds": image.image_embeds, "group_embeds": image.group_embeds}
+        else:
+            outputs = {"image_embeds": self.encode_image(images)}
         return {
-            "image_embeds": self.encode_image(images),
+            **outputs,
             "text_embeds": self.encode_text(tokens),
             "logit_scale": self.scale(),
             "multi_label_logit_scale": self.multi_label_scale(),

@@ -55,6 +55,7 @@ class GroupingStage(nn.Module):
         assign_eps: float,
         eps: float = 1e-5,
         gumbel: bool = True,
+        group_token_residual: bool = True,
     ):
         super().__init__()
         self.num_group_token = num_group_token
@@ -62,7 +63,8 @@ class GroupingStage(nn.Module):
         self.blocks = nn.ModuleList(AttnBlock(dim, num_heads, mlp_ratio, drop_path[i], eps) for i in range(depth))
         self.downsample = (
             GroupingBlock(
-                dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps, gumbel=gumbel
+                dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps, gumbel=gumbel,
+                group_token_residual=group_token_residual,
             )
             if num_group_token > 0 and num_output_group
             else None
@@ -117,6 +119,7 @@ class GroupViTVisionTransformer(nn.Module):
         assign_eps: float = 1.0,
         gumbel: bool = True,
         eps: float = 1e-5,
+        group_token_residual: bool = True,
     ):
         super().__init__()
         if len(num_group_tokens) != len(depths):
@@ -142,6 +145,7 @@ class GroupViTVisionTransformer(nn.Module):
                     assign_eps,
                     eps,
                     gumbel,
+                    group_token_residual,
                 )
             )
         self.norm = nn.LayerNorm(width, eps=eps)

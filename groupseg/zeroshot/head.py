@@ -9,6 +9,10 @@ Faithful to ``GroupViTSegInference.encode_decode`` (NVlabs ``segmentation/evalua
 4. each pixel takes its group's scores; with a background label (label 0), a pixel is background where its best score
    is below ``min(bg_thresh, max of the image's group scores)``: background logit 1 there, 0 elsewhere.
 
+``bg_score="cosine"`` (a deviation, off by default) applies the same rule to each group's best raw cosine similarity to
+the classes instead of its softmax score: a softmax over classes is confident for a segment that matches no class a
+little less badly than the others, a cosine similarity is not (see the synthetic recipe in the README).
+
 Everything is batched; every image (or slide crop) gets its own top-5 and its own threshold.
 """
 from __future__ import annotations
@@ -62,13 +66,19 @@ def seg_logits(
     size: tuple[int, int],
     bg_thresh: float | None = None,
     topk: int = 5,
+    bg_score: str = "probability",
 ) -> torch.Tensor:
-    """``[B, (1 +) K, H, W]`` per-pixel class scores; with ``bg_thresh`` label 0 is the thresholded background."""
+    """``[B, (1 +) K, H, W]`` per-pixel class scores; with ``bg_thresh`` label 0 is the thresholded background.
+
+    ``bg_score``: what is thresholded, each group's best ``"probability"`` (the official head) or ``"cosine"``.
+    """
+    if bg_score not in ("probability", "cosine"):
+        raise ValueError(f"bg_score must be 'probability' or 'cosine', got {bg_score!r}")
     groups = pixel_groups(soft_assignments, grid, size)  # [B, H, W]
     scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)  # [B, G, K]
     if bg_thresh is not None:
         # a pixel's best score is its group's best score, so background is decided per group, not per pixel
-        best = scores.amax(dim=2)  # [B, G]
+        best = scores.amax(dim=2) if bg_score == "probability" else (group_embeds @ class_embeds.T).amax(dim=2)
         thresh = best.amax(dim=1, keepdim=True).clamp(max=bg_thresh)  # per image: min(bg_thresh, max group score)
         scores = torch.cat([(best < thresh).to(scores.dtype)[..., None], scores], dim=2)  # [B, G, 1 + K]
     # each pixel takes its group's row of scores (the one-hot product without the multiply-adds) by one row gather:

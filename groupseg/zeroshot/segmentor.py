@@ -26,8 +26,8 @@ from .embeddings import class_embeddings
 from .head import seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
-DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, crop_batch_size=4,
-                        precision="fp32", compile=False)  # fmt: skip
+DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
+                        crop_batch_size=4, precision="fp32", compile=False)  # fmt: skip
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -39,7 +39,8 @@ class GroupViTSegmentor(EncoderDecoder):
         checkpoint: anything :func:`groupseg.load_model` reads (or pass ``model``).
         vocabulary: the labels to predict, see :func:`groupseg.zeroshot.parse_vocabulary`.
         test_cfg: ``mode`` ('whole' | 'slide'), ``crop_size``, ``stride``, ``bg_thresh`` (background threshold, used
-            when label 0 is 'background'), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5),
+            when label 0 is 'background'), ``bg_score`` ('probability', the official head, or 'cosine': what
+            ``bg_thresh`` thresholds, see :mod:`groupseg.zeroshot.head`), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5),
             ``precision`` ('fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights stored in
             bf16; assignments, embeddings and the head stay fp32), ``compile`` (``torch.compile`` the image tower,
             weights frozen as constants; each new input shape compiles once, which takes tens of seconds on a CPU).
@@ -119,6 +120,7 @@ class GroupViTSegmentor(EncoderDecoder):
             size=size,
             bg_thresh=self.test_cfg.bg_thresh if self.vocabulary.with_background else None,
             topk=self.test_cfg.get("topk", 5),
+            bg_score=self.test_cfg.get("bg_score", "probability"),
         )
 
     @torch.no_grad()
