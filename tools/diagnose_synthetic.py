@@ -2,11 +2,12 @@
 """Take a zero-shot score apart on the synthetic world's held-out set: grouping, recognition, background decision.
 
     python tools/diagnose_synthetic.py CHECKPOINT [CHECKPOINT ...] [--data data/synthetic/val] [--vocab shapes]
-        [--bg-thresh 0.95] [--limit 500]
+        [--bg-thresh T] [--bg-score cosine] [--limit 500]
 
 For each checkpoint and vocabulary (``shapes``: classes.txt on SegmentationClass; ``colours``: colours.txt on
 SegmentationClassColour) prints one JSON line of the measures in ``groupseg.zeroshot.diagnostics``: zero-shot mIoU
-(the same head as tools/test.py, images whole at native size, computed in process), oracle mIoU of the final and
+(the same head and background rule as tools/test.py with configs/synthetic/zeroshot_synthetic.py, images whole at
+native size, computed in process), oracle mIoU of the final and
 first-stage groups, the largest group's share of pixels, how often nearly pure groups and single-object images are
 recognised, and the mIoU with oracle background decisions or oracle classes.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from PIL import Image
 
 from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS
@@ -26,6 +28,8 @@ from groupseg.models.checkpoint import CheckpointError, load_model
 from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
 from groupseg.zeroshot.diagnostics import diagnose
 from groupseg.zeroshot.segmenter import IMAGENET_MEAN, IMAGENET_STD
+
+TEST_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "zeroshot_synthetic.py"
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised images ``[N, 3, H, W]`` and label maps ``[N, H, W]`` of the VOC-layout set."""
@@ -41,7 +45,9 @@ def main() -> int:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--data", default="data/synthetic/val", help="the held-out set (VOC layout)")
     parser.add_argument("--vocab", choices=sorted(VOCABS), nargs="+", default=sorted(VOCABS))
-    parser.add_argument("--bg-thresh", type=float, default=0.95)
+    test_cfg = Config.fromfile(TEST_CONFIG).model.test_cfg
+    parser.add_argument("--bg-thresh", type=float, default=test_cfg.bg_thresh)
+    parser.add_argument("--bg-score", choices=("probability", "cosine"), default=test_cfg.get("bg_score", "probability"))
     parser.add_argument("--limit", type=int, default=500, help="images to use")
     args = parser.parse_args()
     val = Path(args.data)
@@ -55,7 +61,7 @@ def main() -> int:
             sys.exit(f"diagnose_synthetic: {err}")
         for vocab, (images, gts) in sets.items():
             segmentor = GroupViTSegmentor(model=model, vocabulary=parse_vocabulary(val / VOCABS[vocab][0]),
-                                          test_cfg=dict(mode="whole", bg_thresh=args.bg_thresh))  # fmt: skip
+                                          test_cfg=dict(mode="whole", bg_thresh=args.bg_thresh, bg_score=args.bg_score))  # fmt: skip
             print(json.dumps({"checkpoint": checkpoint, "vocab": vocab, **diagnose(segmentor, images, gts)}), flush=True)
     return 0
 

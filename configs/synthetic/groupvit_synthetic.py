@@ -5,7 +5,7 @@
 # circle."), and two deviations from the reference (README, "The synthetic world"): segments hold only their own
 # tokens (group_token_residual=False) and the multi-label loss scores each prompt against its best segment.
 model = dict(
-    image_size=32, patch_size=4, vision_width=96, vision_depths=[0, 0], vision_heads=3,
+    image_size=32, patch_size=2, vision_width=96, vision_depths=[0, 0], vision_heads=3,
     num_group_tokens=[4, 0], num_output_groups=[4], drop_path_rate=0.0, group_token_residual=False,
     text_width=64, text_layers=1, text_heads=1, context_length=24, embed_dim=128, proj_hidden_dim=512,
 )  # fmt: skip
@@ -22,5 +22,5 @@ data = dict(
 loss = dict(multi_label_weight=1.0, multi_label_on="groups")
 optimizer = dict(lr=2e-3, weight_decay=0.05, warmup_steps=50, warmup_lr=1e-5, min_lr=4e-5, clip_grad=5.0,
                  scale_lr=False)  # fmt: skip
-train = dict(max_steps=2400, time_budget_minutes=10, seed=0, precision="fp32", log_interval=20, ckpt_interval=250,
+train = dict(max_steps=1400, time_budget_minutes=10, seed=0, precision="fp32", log_interval=20, ckpt_interval=250,
              keep_last=2)  # fmt: skip
