@@ -276,12 +276,12 @@ def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 
 
-EMERGENCE_STEPS = 500  # ~2 minutes of the synthetic recipe on 2 cores (10 minutes is ~2,400 steps)
+EMERGENCE_STEPS = 500  # ~2.5 minutes of the synthetic recipe on 2 cores (its full schedule is 1,400 steps)
 
 
 def test_segmentation_emerges_from_captions(tmp_path):
     """The mission in miniature: the synthetic recipe (configs/synthetic/groupvit_synthetic.py) trained with
-    tools/train.py on image-caption pairs only, for a fifth of its 10-minute budget on a small world, segments the
+    tools/train.py on image-caption pairs only, for a third of its schedule on a small world, segments the
     held-out set zero-shot clearly better than both baselines of the same run: all background, and the same model
     untrained. Measured (tools/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) with the colours vocabulary,
     the one that emerges within minutes (shape kinds do not yet)."""
@@ -300,4 +300,4 @@ def test_segmentation_emerges_from_captions(tmp_path):
     trained, untrained = run["curve"][-1]["colours"], run["untrained"]["colours"]
     background = sweep["baselines"]["all_background"]["colours"]
     print(f"colours mIoU: trained {trained:.1f}, untrained {untrained:.1f}, all background {background:.1f}")
-    assert trained >= max(untrained, background) + 8
+    assert trained >= max(untrained, background) + 25
