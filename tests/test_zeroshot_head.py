@@ -152,3 +152,10 @@ def test_cosine_background_score_rejects_segments_that_match_no_class_well():
         assert "bg_score" in str(err)
     else:
         raise AssertionError("an unknown bg_score must fail clearly")
+    try:
+        GroupViTSegmentor(model=groupseg.GroupViT(groupseg.build_config("groupvit-tiny")), vocabulary=CLASSES,
+                          test_cfg=dict(bg_score="cos"))  # fmt: skip
+    except ValueError as err:
+        assert "bg_score" in str(err)
+    else:
+        raise AssertionError("the segmentor must refuse an unknown bg_score before any image")

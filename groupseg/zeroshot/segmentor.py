@@ -29,6 +29,7 @@ from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
                         crop_batch_size=4, precision="fp32", compile=False)  # fmt: skip
 PRECISIONS = ("fp32", "bf16")
+BG_SCORES = ("probability", "cosine")
 
 
 @MODELS.register_module()
@@ -69,6 +70,8 @@ class GroupViTSegmentor(EncoderDecoder):
         self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
         if self.test_cfg.precision not in PRECISIONS:
             raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, not {self.test_cfg.precision!r}")
+        if self.test_cfg.bg_score not in BG_SCORES:
+            raise ValueError(f"test_cfg.bg_score must be one of {BG_SCORES}, not {self.test_cfg.bg_score!r}")
         self.model = model.eval()
         if self.test_cfg.precision == "bf16":
             for tower in (model.img_encoder, model.img_projector):
@@ -120,7 +123,7 @@ class GroupViTSegmentor(EncoderDecoder):
             size=size,
             bg_thresh=self.test_cfg.bg_thresh if self.vocabulary.with_background else None,
             topk=self.test_cfg.get("topk", 5),
-            bg_score=self.test_cfg.get("bg_score", "probability"),
+            bg_score=self.test_cfg.bg_score,
         )
 
     @torch.no_grad()
