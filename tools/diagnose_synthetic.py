@@ -7,9 +7,9 @@
 For each checkpoint and vocabulary (``shapes``: classes.txt on SegmentationClass; ``colours``: colours.txt on
 SegmentationClassColour) prints one JSON line of the measures in ``groupseg.zeroshot.diagnostics``: zero-shot mIoU
 (the same head and background rule as tools/test.py with configs/synthetic/zeroshot_synthetic.py, images whole at
-native size, computed in process), oracle mIoU of the final and
-first-stage groups, the largest group's share of pixels, how often nearly pure groups and single-object images are
-recognised, and the mIoU with oracle background decisions or oracle classes.
+native size, computed in process), oracle mIoU of the final and first-stage groups, the largest group's share of
+pixels, how often nearly pure groups and single-object images are recognised, and the mIoU with oracle background
+decisions or oracle classes.
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS
 from groupseg.models.checkpoint import CheckpointError, load_model
 from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
 from groupseg.zeroshot.diagnostics import diagnose
+from groupseg.zeroshot.head import BG_SCORES
 from groupseg.zeroshot.segmenter import IMAGENET_MEAN, IMAGENET_STD
 
 TEST_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "zeroshot_synthetic.py"
+
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised images ``[N, 3, H, W]`` and label maps ``[N, H, W]`` of the VOC-layout set."""
@@ -47,7 +49,7 @@ def main() -> int:
     parser.add_argument("--vocab", choices=sorted(VOCABS), nargs="+", default=sorted(VOCABS))
     test_cfg = Config.fromfile(TEST_CONFIG).model.test_cfg
     parser.add_argument("--bg-thresh", type=float, default=test_cfg.bg_thresh)
-    parser.add_argument("--bg-score", choices=("probability", "cosine"), default=test_cfg.get("bg_score", "probability"))
+    parser.add_argument("--bg-score", choices=BG_SCORES, default=test_cfg.get("bg_score", BG_SCORES[0]))
     parser.add_argument("--limit", type=int, default=500, help="images to use")
     args = parser.parse_args()
     val = Path(args.data)

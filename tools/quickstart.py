@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from groupseg.data.synthetic import EVAL_VOCABULARIES, all_background_miou
+from groupseg.data.synthetic import EVAL_VOCABULARIES, all_background_baselines
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
@@ -78,10 +78,7 @@ def main() -> int:
                    f"test_dataloader.dataset.data_root={val}", f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"])  # fmt: skip
         results[name] = json.loads(out.read_text())
 
-    all_background = {}
-    for vocab, (vocab_file, masks) in EVAL_VOCABULARIES.items():
-        names = [line for line in (val / vocab_file).read_text().splitlines() if line.strip()]
-        all_background[vocab] = all_background_miou(val / masks, len(names))
+    all_background = all_background_baselines(val)
     minutes = (time.perf_counter() - start) / 60
     print("\n== summary: zero-shot mIoU on the held-out synthetic set (mmseg IoUMetric, incl. background)")
     print(f"{'':34}{'shapes':>10}{'colours':>10}")

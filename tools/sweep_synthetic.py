@@ -22,7 +22,7 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS, all_background_miou
+from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS, all_background_baselines
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
@@ -69,10 +69,7 @@ def main() -> int:
 
     test_tool = _load_test_tool()
     results = {
-        "baselines": {
-            "all_background": {v: all_background_miou(val / m, len((val / f).read_text().split("\n")) - 1)
-                               for v, (f, m) in VOCABS.items()},  # fmt: skip
-        },
+        "baselines": {"all_background": all_background_baselines(val)},
         "runs": {},
     }
     for seed in args.seeds:

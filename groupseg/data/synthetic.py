@@ -450,3 +450,13 @@ def all_background_miou(mask_dir: str | Path, num_classes: int) -> float:
         union[0] += valid.sum() - counts[0]  # background predicted on every valid pixel
     present = union > 0
     return float(100 * (inter[present] / union[present]).mean())
+
+
+def all_background_baselines(val_dir: str | Path) -> dict[str, float]:
+    """``all_background_miou`` of a held-out set under each of ``EVAL_VOCABULARIES``, labels counted as the
+    evaluation counts them (by the vocabulary parser: comments and ``template:`` lines are not labels)."""
+    from ..zeroshot.vocabulary import parse_vocabulary  # imported here: groupseg.zeroshot loads mmseg
+
+    val_dir = Path(val_dir)
+    return {name: all_background_miou(val_dir / masks, len(parse_vocabulary(val_dir / vocab).names))
+            for name, (vocab, masks) in EVAL_VOCABULARIES.items()}  # fmt: skip

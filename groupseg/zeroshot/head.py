@@ -22,6 +22,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+BG_SCORES = ("probability", "cosine")  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
+
 
 def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
@@ -72,8 +74,8 @@ def seg_logits(
 
     ``bg_score``: what is thresholded, each group's best ``"probability"`` (the official head) or ``"cosine"``.
     """
-    if bg_score not in ("probability", "cosine"):
-        raise ValueError(f"bg_score must be 'probability' or 'cosine', got {bg_score!r}")
+    if bg_score not in BG_SCORES:
+        raise ValueError(f"bg_score must be one of {BG_SCORES}, got {bg_score!r}")
     groups = pixel_groups(soft_assignments, grid, size)  # [B, H, W]
     scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)  # [B, G, K]
     if bg_thresh is not None:

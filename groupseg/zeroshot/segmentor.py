@@ -23,13 +23,12 @@ from mmseg.structures import SegDataSample
 from ..models import GroupViT
 from ..models.precision import cast_matmul_weights_
 from .embeddings import class_embeddings
-from .head import seg_logits
+from .head import BG_SCORES, seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
 DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
                         crop_batch_size=4, precision="fp32", compile=False)  # fmt: skip
 PRECISIONS = ("fp32", "bf16")
-BG_SCORES = ("probability", "cosine")
 
 
 @MODELS.register_module()
@@ -41,7 +40,8 @@ class GroupViTSegmentor(EncoderDecoder):
         vocabulary: the labels to predict, see :func:`groupseg.zeroshot.parse_vocabulary`.
         test_cfg: ``mode`` ('whole' | 'slide'), ``crop_size``, ``stride``, ``bg_thresh`` (background threshold, used
             when label 0 is 'background'), ``bg_score`` ('probability', the official head, or 'cosine': what
-            ``bg_thresh`` thresholds, see :mod:`groupseg.zeroshot.head`), ``crop_batch_size`` (slide crops per forward pass), ``topk`` (5),
+            ``bg_thresh`` thresholds, see :mod:`groupseg.zeroshot.head`), ``crop_batch_size`` (slide crops per
+            forward pass), ``topk`` (5),
             ``precision`` ('fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights stored in
             bf16; assignments, embeddings and the head stay fp32), ``compile`` (``torch.compile`` the image tower,
             weights frozen as constants; each new input shape compiles once, which takes tens of seconds on a CPU).
