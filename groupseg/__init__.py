@@ -11,12 +11,16 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # Heavier entry points import lazily, so `import groupseg` stays quick for the model-only user.
-    if name in ("load_model", "save_checkpoint"):
-        from .models import checkpoint
+    if name == "load_model":
+        from .models.load import load_model
 
-        return getattr(checkpoint, name)
+        return load_model
+    if name == "save_checkpoint":
+        from .models.checkpoint import save_checkpoint
+
+        return save_checkpoint
     if name == "ZeroShotSegmenter":
-        from .zeroshot.segmenter import ZeroShotSegmenter
+        from .zeroshot.single_image import ZeroShotSegmenter
 
         return ZeroShotSegmenter
     raise AttributeError(f"module 'groupseg' has no attribute {name!r}")

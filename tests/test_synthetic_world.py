@@ -13,7 +13,7 @@ from PIL import Image
 import groupseg  # noqa: F401  (compat shims before mmseg)
 from groupseg.data.nouns import NounExtractor
 from groupseg.data.pairs import build_pair_loader, count_samples
-from groupseg.data.synthetic import (
+from groupseg.synthetic.world import (
     COLOURS,
     KINDS,
     WorldConfig,
@@ -210,9 +210,9 @@ def test_quickstart_runs_the_main_job_end_to_end(tiny_world, tmp_path):
 
 
 def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
-    """tools/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
+    """tools/research/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
     all-background baseline of the same held-out set."""
-    cmd = [sys.executable, str(ROOT / "tools/sweep_synthetic.py"), "--data", str(tiny_world), "--work-dir",
+    cmd = [sys.executable, str(ROOT / "tools/research/sweep_synthetic.py"), "--data", str(tiny_world), "--work-dir",
            str(tmp_path), "--every", "2", "--seeds", "3", "--minutes", "0.05"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -234,7 +234,7 @@ def test_diagnostics_measure_what_they_say(tmp_path):
     from mmseg.evaluation import IoUMetric
     from mmseg.structures import SegDataSample
 
-    from groupseg.zeroshot.diagnostics import dataset_miou, largest_group_share, oracle_labels
+    from groupseg.synthetic.diagnostics import dataset_miou, largest_group_share, oracle_labels
 
     root = write_segmentation(tmp_path / "val", 12, WORLD, seed=5)
     gts = np.stack([np.asarray(Image.open(p)) for p in sorted((root / "SegmentationClass").glob("*.png"))]).astype(np.int64)
@@ -255,12 +255,12 @@ def test_diagnostics_measure_what_they_say(tmp_path):
 
 
 def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
-    """tools/diagnose_synthetic.py computes the zero-shot mIoU in process; it is the number tools/test.py reports."""
+    """tools/research/diagnose_synthetic.py computes the zero-shot mIoU in process; it is the number tools/test.py reports."""
     ckpt = tmp_path / "untrained"
     made = subprocess.run([sys.executable, "tools/init_checkpoint.py", "configs/synthetic/groupvit_synthetic.py",
                            str(ckpt)], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    diag = subprocess.run([sys.executable, "tools/diagnose_synthetic.py", str(ckpt), "--data", str(tiny_world / "val"),
+    diag = subprocess.run([sys.executable, "tools/research/diagnose_synthetic.py", str(ckpt), "--data", str(tiny_world / "val"),
                            "--vocab", "shapes"], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
     assert diag.returncode == 0, diag.stderr
     report = json.loads(diag.stdout.strip().splitlines()[-1])
@@ -271,7 +271,7 @@ def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
     assert test.returncode == 0, test.stderr[-3000:]
     miou = float(test.stdout.split("mIoU:")[-1].split()[0])
     assert abs(report["zero_shot_miou"] - miou) < 0.2
-    missing = subprocess.run([sys.executable, "tools/diagnose_synthetic.py", str(tmp_path / "nothing"), "--data",
+    missing = subprocess.run([sys.executable, "tools/research/diagnose_synthetic.py", str(tmp_path / "nothing"), "--data",
                               str(tiny_world / "val")], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 
@@ -283,13 +283,13 @@ def test_segmentation_emerges_from_captions(tmp_path):
     """The mission in miniature: the synthetic recipe (configs/synthetic/groupvit_synthetic.py) trained with
     tools/train.py on image-caption pairs only, for a third of its schedule on a small world, segments the
     held-out set zero-shot clearly better than both baselines of the same run: all background, and the same model
-    untrained. Measured (tools/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) with the colours vocabulary,
+    untrained. Measured (tools/research/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) with the colours vocabulary,
     the one that emerges within minutes (shape kinds do not yet)."""
     data = tmp_path / "world"
     made = subprocess.run([sys.executable, "tools/make_synthetic.py", str(data), "--train", "8000", "--val", "100",
                            "--shard-size", "4000"], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    cmd = [sys.executable, "tools/sweep_synthetic.py", "--data", str(data), "--work-dir", str(tmp_path / "sweep"),
+    cmd = [sys.executable, "tools/research/sweep_synthetic.py", "--data", str(data), "--work-dir", str(tmp_path / "sweep"),
            "--every", str(EMERGENCE_STEPS), "--cfg-options", f"train.max_steps={EMERGENCE_STEPS}",
            "train.time_budget_minutes=0"]  # fmt: skip
     swept = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from groupseg.data.synthetic import WorldConfig, write_pairs, write_segmentation  # noqa: E402
+from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shard-size", type=int, default=5000, help="pairs per shard (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="world settings (groupseg.data.synthetic.WorldConfig), e.g. image_size=48 "
+                        help="world settings (groupseg.synthetic.world.WorldConfig), e.g. image_size=48 "
                              "num_objects='(0.5,0.5)' p_name_all=1.0")  # fmt: skip
     return parser.parse_args(argv)
 

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from groupseg.data.synthetic import EVAL_VOCABULARIES, all_background_baselines
+from groupseg.synthetic.world import EVAL_VOCABULARIES, all_background_baselines
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"

@@ -1,2 +1,2 @@
 """Training data: image-caption pairs from webdataset shards (pairs), caption nouns (nouns) and multi-label prompts
-(prompts), and the synthetic world (synthetic). Submodules import lazily: `from groupseg.data.pairs import ...`."""
+(prompts); the synthetic world lives in groupseg.synthetic. Submodules import lazily: `from groupseg.data.pairs import ...`."""

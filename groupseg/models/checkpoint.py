@@ -1,4 +1,4 @@
-"""groupseg's own weights format, and ``load_model`` for every format groupseg reads (formats: ``convert.py``).
+"""groupseg's own weights format (``load.py`` reads every format; the others are in ``convert.py``).
 
 A groupseg checkpoint is a directory (or the ``.safetensors`` file inside one) holding ``model.safetensors`` and
 ``config.json`` (``{"format": "groupseg", "model": {GroupViTConfig fields}}``). Loading it needs no pickle.
@@ -103,18 +103,3 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
             problems.append(f"{len(mis_shaped)} keys of the wrong shape: {show(mis_shaped)}")
         raise CheckpointError(f"weights from {source} do not fit the model; " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", **config_overrides: Any) -> GroupViT:
-    """A GroupViT in eval mode from any supported weights format (see ``groupseg.models.convert``).
-
-    ``path``: a groupseg checkpoint (directory or its ``model.safetensors``), an official NVlabs ``.pth`` (only its
-    weights are read; no pickled code runs), or a Hugging Face ``GroupViTModel`` directory.
-    ``config_overrides``: ``GroupViTConfig`` fields to replace. Official ``.pth`` files carry no usable architecture
-    description, so it is read off the weight shapes, except the head counts: those default to width // 64 (the
-    official head dim, right for the released models); pass e.g. ``vision_heads=4`` for other models.
-    Raises ``CheckpointError`` naming the detected format and any missing / unexpected / mis-shaped keys.
-    """
-    from .convert import read_checkpoint  # convert builds on this module
-
-    return read_checkpoint(path, **config_overrides).build_model().to(device).eval()

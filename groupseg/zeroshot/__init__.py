@@ -7,8 +7,8 @@ from .datasets import COCO_OBJECT_CLASSES, COCOObjectDataset, DatasetError, chec
 from .embeddings import class_embeddings
 from .head import group_class_scores, group_masks, seg_logits
 from .hooks import ZeroShotOverlayHook
-from .segmentor import GroupViTSegmentor
-from .segmenter import Segmentation, ZeroShotSegmenter, load_rgb
+from .mmseg_model import GroupViTSegmentor
+from .single_image import Segmentation, ZeroShotSegmenter, load_rgb
 from .visualize import make_palette, overlay
 from .vocabulary import (
     BACKGROUND, DEFAULT_TEMPLATES, Vocabulary, VocabularyError, check_fits_dataset, parse_vocabulary,

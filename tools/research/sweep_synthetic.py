@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The synthetic world's learning curve: zero-shot mIoU against minutes of training, for one or more seeds.
 
-    python tools/sweep_synthetic.py [--data data/synthetic] [--work-dir work_dirs/sweep] [--every 100]
+    python tools/research/sweep_synthetic.py [--data data/synthetic] [--work-dir work_dirs/sweep] [--every 100]
         [--seeds 0 1 2] [--minutes 10] [--cfg-options k=v ...]
 
 For each seed: train with tools/train.py (checkpoint every ``--every`` steps, all kept), then evaluate every
@@ -22,9 +22,9 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS, all_background_baselines
+from groupseg.synthetic.world import EVAL_VOCABULARIES as VOCABS, all_background_baselines
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
 TEST_CONFIG = "configs/synthetic/zeroshot_synthetic.py"
 

@@ -21,7 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
-from .segmentor import GroupViTSegmentor
+from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
 
@@ -96,7 +96,7 @@ class ZeroShotSegmenter:
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
         vocab = parse_vocabulary(classes, templates=templates, add_background=background)
         if not isinstance(model, GroupViT):
-            from ..models.checkpoint import load_model
+            from ..models.load import load_model
 
             model = load_model(model, device or "cpu")
         elif device is not None:

@@ -62,7 +62,7 @@ class GroupViTSegmentor(EncoderDecoder):
         if (checkpoint is None) == (model is None):
             raise ValueError("GroupViTSegmentor needs exactly one of checkpoint= (a path) or model= (a GroupViT)")
         if model is None:
-            from ..models.checkpoint import load_model
+            from ..models.load import load_model
 
             model = load_model(checkpoint)
         elif (test_cfg or {}).get("precision", "fp32") != "fp32":

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .head import pixel_groups
+from ..zeroshot.head import pixel_groups
 
 IGNORE_INDEX = 255
 

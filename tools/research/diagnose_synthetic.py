@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Take a zero-shot score apart on the synthetic world's held-out set: grouping, recognition, background decision.
 
-    python tools/diagnose_synthetic.py CHECKPOINT [CHECKPOINT ...] [--data data/synthetic/val] [--vocab shapes]
+    python tools/research/diagnose_synthetic.py CHECKPOINT [CHECKPOINT ...] [--data data/synthetic/val] [--vocab shapes]
         [--bg-thresh T] [--bg-score cosine] [--limit 500]
 
 For each checkpoint and vocabulary (``shapes``: classes.txt on SegmentationClass; ``colours``: colours.txt on
-SegmentationClassColour) prints one JSON line of the measures in ``groupseg.zeroshot.diagnostics``: zero-shot mIoU
+SegmentationClassColour) prints one JSON line of the measures in ``groupseg.synthetic.diagnostics``: zero-shot mIoU
 (the same head and background rule as tools/test.py with configs/synthetic/zeroshot_synthetic.py, images whole at
 native size, computed in process), oracle mIoU of the final and first-stage groups, the largest group's share of
 pixels, how often nearly pure groups and single-object images are recognised, and the mIoU with oracle background
@@ -23,14 +23,15 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from groupseg.data.synthetic import EVAL_VOCABULARIES as VOCABS
-from groupseg.models.checkpoint import CheckpointError, load_model
+from groupseg.synthetic.world import EVAL_VOCABULARIES as VOCABS
+from groupseg.models.checkpoint import CheckpointError
+from groupseg.models.load import load_model
 from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
-from groupseg.zeroshot.diagnostics import diagnose
+from groupseg.synthetic.diagnostics import diagnose
 from groupseg.zeroshot.head import BG_SCORES
-from groupseg.zeroshot.segmenter import IMAGENET_MEAN, IMAGENET_STD
+from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
 
-TEST_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "zeroshot_synthetic.py"
+TEST_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "zeroshot_synthetic.py"
 
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
