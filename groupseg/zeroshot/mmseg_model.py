@@ -27,7 +27,8 @@ from .head import BG_SCORES, seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
 DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
-                        crop_batch_size=4, precision="auto", compile=False)  # fmt: skip
+                        crop_batch_size=4, precision="auto", compile=False,
+                        backend="torch", onnx_path=None)  # fmt: skip
 
 
 @MODELS.register_module()
@@ -45,7 +46,8 @@ class GroupViTSegmentor(EncoderDecoder):
             stored in bf16; assignments, embeddings and the head stay fp32; 'auto', the default, is bf16 only where
             the hardware runs it natively, see :func:`groupseg.models.precision.resolve_precision`), ``compile``
             (``torch.compile`` the image tower, weights frozen as constants; each new input shape compiles once, which
-            takes tens of seconds on a CPU).
+            takes tens of seconds on a CPU), ``backend`` ('torch' | 'onnx': the image tower exported by
+            ``tools/export.py``, file ``onnx_path``, run by ONNX Runtime in fp32; the head stays the same).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -68,6 +70,7 @@ class GroupViTSegmentor(EncoderDecoder):
             model = load_model(checkpoint)
         self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
         device = next(model.parameters()).device
+        self._onnx = self._onnx_tower(model)
         self.test_cfg.precision = resolve_precision(self.test_cfg.precision, device, what="test_cfg.precision")
         if self.test_cfg.precision == "fp16":
             raise ValueError("test_cfg.precision must be 'auto', 'fp32' or 'bf16' (fp16 inference is not supported)")
@@ -92,6 +95,23 @@ class GroupViTSegmentor(EncoderDecoder):
             raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
         self.set_vocabulary(vocabulary)
 
+    def _onnx_tower(self, model: GroupViT):
+        """With ``backend='onnx'``, the exported tower (checked to hold ``model``'s weights); it runs in the precision
+        it was exported with, so the torch-side precision becomes fp32 (no weight casts) and compile does not apply."""
+        backend = self.test_cfg.backend
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"test_cfg.backend must be 'torch' or 'onnx', not {backend!r}")
+        if backend == "torch":
+            return None
+        if self.test_cfg.precision not in ("auto", "fp32") or self.test_cfg.compile:
+            raise ValueError("test_cfg.precision='bf16' and test_cfg.compile apply to the torch backend, not 'onnx'")
+        if not self.test_cfg.onnx_path:
+            raise ValueError("test_cfg.backend='onnx' needs test_cfg.onnx_path (write one with tools/export.py)")
+        from ..models.onnx_tower import OnnxImageTower
+
+        self.test_cfg.precision = "fp32"
+        return OnnxImageTower(self.test_cfg.onnx_path, model=model)
+
     def set_vocabulary(self, vocabulary: VocabularySpec) -> None:
         """Switch labels; the class embeddings are computed here, once per vocabulary."""
         self.vocabulary: Vocabulary = parse_vocabulary(vocabulary)
@@ -100,7 +120,9 @@ class GroupViTSegmentor(EncoderDecoder):
 
     # -- the GroupViT part ------------------------------------------------------------------------------------------
     def forward_image(self, inputs: torch.Tensor):
-        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``)."""
+        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``; or the ONNX one)."""
+        if self._onnx is not None:
+            return self._onnx(inputs)
         bf16 = self.test_cfg.precision == "bf16"
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
             if self._compiled is None:

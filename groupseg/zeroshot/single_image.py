@@ -77,6 +77,7 @@ class ZeroShotSegmenter:
         background: put a thresholded ``"background"`` label 0 in front of ``classes`` if it is not there.
         mode: ``"whole"`` (one pass) or ``"slide"`` (crops ``crop_size``, step ``stride``, as in evaluation).
         short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation.
+        onnx_path: run the image tower exported by ``tools/export.py`` (this model's) with ONNX Runtime instead.
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class ZeroShotSegmenter:
         crop_size: int = 448,
         stride: int = 224,
         device: str | torch.device | None = None,
+        onnx_path: str | os.PathLike | None = None,
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
@@ -103,6 +105,8 @@ class ZeroShotSegmenter:
             model = model.to(device)
         preprocessor = SegDataPreProcessor(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
         test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh)
+        if onnx_path is not None:
+            test_cfg.update(backend="onnx", onnx_path=str(onnx_path))
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
                                            data_preprocessor=preprocessor)  # fmt: skip
         self.segmentor.to(next(model.parameters()).device).eval()
