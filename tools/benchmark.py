@@ -267,14 +267,25 @@ class Bench:
                 "zeroshot": {f"groupseg whole {p}", f"groupseg slide {p}"}}.get(part, set())  # fmt: skip
 
     def matmul_peak(self) -> None:
-        n = self.args.matmul_size
+        sides = {}
         for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            n = sides[precision] = self.matmul_side(dtype)
             a, b = (torch.randn(n, n, device=self.device, dtype=dtype) for _ in range(2))
             times = interleaved({"mm": lambda: a @ b}, max(5, self.args.repeats), 2, self.device)["mm"]
             self.peak[precision] = 2 * n**3 / statistics.median(times) / 1e9
-        print(f"matmul peak ({n}²): fp32 {self.peak['fp32']:.0f} GFLOP/s, bf16 {self.peak['bf16']:.0f} GFLOP/s",
-              flush=True)  # fmt: skip
+        print(f"matmul peak: fp32 {self.peak['fp32']:.1f} GFLOP/s ({sides['fp32']}²), bf16 {self.peak['bf16']:.1f} "
+              f"GFLOP/s ({sides['bf16']}²)", flush=True)  # fmt: skip
         print(faster_precision_line(self.peak, self.device, self.default), flush=True)
+
+    def matmul_side(self, dtype: torch.dtype) -> int:
+        """``--matmul-size``, or less where one product would take over a second: a CPU without native bf16 may
+        run bf16 matmuls 100× slower than fp32 (AVX2 only), which would hold the benchmark for many minutes."""
+        n, small = self.args.matmul_size, 256
+        a = torch.randn(small, small, device=self.device, dtype=dtype)
+        seconds = min(time_once(lambda: a @ a, self.device) for _ in range(3)) * (n / small) ** 3
+        while seconds > 1.0 and n > small:
+            n, seconds = n // 2, seconds / 8
+        return n
 
     def vision(self, port, model, size: int) -> None:
         images = torch.randn(1, 3, size, size, device=self.device)
@@ -648,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine(device)
     print(f"groupseg benchmark: {preset} on {info.get('gpu', info['cpu'])} ({device}, {info['threads']} threads, "
-          f"{'native bf16' if info['native_bf16'] else 'no native bf16'}: precision 'auto' runs "
+          f"{info['cpu_capability']}, {'native bf16' if info['native_bf16'] else 'no native bf16'}: "
+          f"precision 'auto' runs "
           f"{info['default_precision']}), torch {info['torch']}, transformers {info['transformers']}, "
           f"load {info['load_average_start']}", flush=True)  # fmt: skip
     workdir = tempfile.TemporaryDirectory()
