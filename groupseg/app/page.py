@@ -29,17 +29,25 @@ TITLE = "groupseg: zero-shot segmentation with GroupViT"
 CLICK_KINDS = ("positive point", "negative point", "box corner")
 
 
-class ImageInput(gr.Image):
-    """``gr.Image`` whose unreadable uploads give a one-line notice instead of a server error."""
+def image_input(**options) -> gr.Image:
+    """``gr.Image`` whose unreadable uploads give a one-line notice instead of a bare "Error".
 
-    is_template = True  # rendered by the frontend's own Image component
+    (Its ``preprocess`` is wrapped on the instance: a subclass of a Gradio component makes Gradio write a ``.pyi``
+    stub beside this module at import time.)
+    """
+    component = gr.Image(**options)
+    preprocess = component.preprocess
 
-    def preprocess(self, payload):
+    def readable(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (UnidentifiedImageError, OSError, ValueError) as err:
             name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"cannot read {name} as an image ({type(err).__name__}): upload a PNG, JPEG or WebP") from err
+            raise gr.Error(f"cannot read {name} as an image ({type(err).__name__}): upload a PNG, JPEG or WebP",
+                           print_exception=False) from err  # fmt: skip
+
+    component.preprocess = readable
+    return component
 
 
 def build_page(
@@ -141,8 +149,8 @@ def build_page(
         gr.Markdown(f"## {TITLE}\n{model_name}")
         with gr.Row():
             with gr.Column(scale=1):
-                image = ImageInput(label="Image", type="numpy", image_mode="RGB", sources=["upload", "clipboard"],
-                                   elem_id="input-image", height=260)  # fmt: skip
+                image = image_input(label="Image", type="numpy", image_mode="RGB", sources=["upload", "clipboard"],
+                                    elem_id="input-image", height=260)  # fmt: skip
                 if examples:
                     gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Held-out synthetic images",
                                 examples_per_page=12)  # fmt: skip
