@@ -90,6 +90,39 @@ def test_overlay_is_enlarged_with_a_legend_and_areas(handlers, scene_image):
         assert f"<td>{row['name']}</td><td>{row['pixels']}</td>" in legend
 
 
+def test_point_and_box_modes_are_the_predictor(handlers, sharp_tiny_model, scene_image, tmp_path):
+    from groupseg.prompts import GroupPredictor
+
+    predictor = GroupPredictor(sharp_tiny_model, short_side=32)
+    predictor.set_image(scene_image)
+    for points, box, kwargs in (([[16, 16, 1], [3, 3, 0]], None, dict(point_coords=[[16, 16], [3, 3]],
+                                 point_labels=[1, 0])), (None, [4, 4, 28, 28], dict(box=[4, 4, 28, 28]))):  # fmt: skip
+        answer = handlers.prompt(scene_image, points, box)
+        masks, scores = predictor.predict(**kwargs)
+        np.testing.assert_array_equal(answer.labels, masks[0])  # the best mask is shown
+        assert [r.score for r in answer.regions] == pytest.approx(scores.tolist())  # all granularities downloaded
+    answer = handlers.prompt(scene_image, "16, 16, 1", multimask=False)
+    document = json.loads(answer.save_rle_json(tmp_path / "masks.json").read_text())
+    assert len(document["annotations"]) == 1 and answer.names == ("background", "mask") and answer.prompts.points
+
+
+def test_everything_mode_is_the_mask_generator_labelled_with_the_vocabulary(handlers, sharp_tiny_model, scene_image):
+    from groupseg.prompts import GroupMaskGenerator
+
+    settings = handlers.settings
+    generator = GroupMaskGenerator(sharp_tiny_model, short_side=settings.short_side, bg_thresh=settings.bg_thresh,
+                                   bg_score=settings.bg_score)  # fmt: skip
+    records = generator.generate(scene_image, vocabulary=COLOURS)
+    answer = handlers.everything(scene_image, COLOURS)
+    assert [answer.names[r.label] for r in answer.regions] == [r["label"] for r in records]
+    for region, record in zip(answer.regions, records):
+        np.testing.assert_array_equal(region.mask, record["segmentation"])
+    unlabelled = handlers.everything(scene_image, None)
+    assert unlabelled.names == ("background", *(f"mask {k}" for k in range(1, len(records) + 1)))
+    smallest = min(unlabelled.regions, key=lambda r: r.mask.sum())
+    assert (unlabelled.labels[smallest.mask] == smallest.label).all()  # small masks are painted on top
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -246,19 +279,32 @@ def browser(tmp_path):
 @pytest.mark.slow
 def test_the_page_in_a_real_browser(browser, served, tmp_path):
     """Bad input shows a notice; an uploaded image gets an overlay and a legend from the text mode and from a click."""
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, 120)
     browser.get(served["url"])
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
 
+    def toasts() -> list[str]:
+        try:
+            return [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if t.text]
+        except StaleElementReferenceException:  # a notice closing while it is read
+            return []
+
     def notice() -> str:
-        toast = wait.until(lambda d: [t.text for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if t.text])
+        """The text of the notice the page shows, once it is there; the notices are then closed."""
+        text = wait.until(lambda d: toasts())[0]
         for close in browser.find_elements(By.CSS_SELECTOR, ".toast-close"):
-            close.click()
-        return toast[0]
+            try:
+                close.click()
+            except (StaleElementReferenceException, ElementNotInteractableException):
+                pass
+        wait.until(lambda d: not toasts())
+        return text
 
     browser.find_element(By.ID, "run-labels").click()  # no image yet
     assert "no image" in notice()
@@ -266,14 +312,14 @@ def test_the_page_in_a_real_browser(browser, served, tmp_path):
     junk.write_bytes(b"not a picture")
     upload.send_keys(str(junk))
     assert "cannot read notes.png as an image" in notice()
-    wait.until(lambda d: not [t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if t.text])
 
     upload = browser.find_element(By.CSS_SELECTOR, "#input-image input[type=file]")
     upload.send_keys(served["examples"][0])
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"))
     vocabulary = browser.find_element(By.CSS_SELECTOR, "#vocabulary textarea")
     saved = vocabulary.get_attribute("value")
-    vocabulary.clear()
+    vocabulary.send_keys(Keys.CONTROL, "a", Keys.DELETE)  # typed, so that the page sees the change
+    wait.until(lambda d: vocabulary.get_attribute("value") == "")
     browser.find_element(By.ID, "run-labels").click()
     assert "the vocabulary is empty" in notice()
     vocabulary.send_keys(saved)
@@ -291,7 +337,7 @@ def test_the_page_in_a_real_browser(browser, served, tmp_path):
     x, y, label = (int(v) for v in points.get_attribute("value").split(","))
     assert abs(x - 16) <= 1 and abs(y - 16) <= 1 and label == 1
     wait.until(lambda d: "mask" in d.find_element(By.ID, "legend").text)
-    assert not [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if t.text]
+    assert not toasts()
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
 
     time.sleep(0.5)  # let the overlay finish loading before the picture is taken
