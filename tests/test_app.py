@@ -123,6 +123,24 @@ def test_everything_mode_is_the_mask_generator_labelled_with_the_vocabulary(hand
     assert (unlabelled.labels[smallest.mask] == smallest.label).all()  # small masks are painted on top
 
 
+def test_exemplar_mode_adds_a_class_defined_by_a_painted_region(handlers, sharp_tiny_model, scene_image):
+    from groupseg.prompts.exemplars import Exemplar
+
+    support, _ = sample(0, "val", 5, WorldConfig())
+    painted = support.kind_mask > 0  # the shapes of another image
+    answer = handlers.exemplar(scene_image, support.image, painted, name="thing", vocabulary="background; blue shape",
+                               bg_thresh=0.4, bg_score="cosine")  # fmt: skip
+    classes = ["background", "blue shape", Exemplar("thing", support.image, painted)]
+    direct = groupseg.ZeroShotSegmenter(sharp_tiny_model, classes, bg_thresh=0.4, bg_score="cosine", short_side=32)
+    np.testing.assert_array_equal(answer.labels, direct(scene_image).labels)
+    assert answer.names == ("background", "blue shape", "thing")
+    alone = handlers.exemplar(scene_image, support.image, (painted * 255).astype(np.uint8), name="thing",
+                              vocabulary="", bg_thresh=0.4, bg_score="cosine")  # a 0/255 mask as the page sends it
+    assert alone.names == ("background", "thing")
+    with pytest.raises(AppInputError, match="needs the cosine background rule"):
+        handlers.exemplar(scene_image, support.image, painted, vocabulary="", bg_score="probability")
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -200,10 +218,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(sharp_tiny_model, tmp_path_factory):
+def served_checkpoint(sharp_tiny_model, tmp_path_factory) -> str:
+    """The tiny model, or $GROUPSEG_APP_CHECKPOINT (e.g. the quickstart model, for the README's screenshot)."""
+    given = os.environ.get("GROUPSEG_APP_CHECKPOINT")
+    return given or str(groupseg.save_checkpoint(sharp_tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def served_handlers(served_checkpoint):
+    path, _ = load_tool("app").resolve_checkpoint(served_checkpoint)
+    return Handlers(groupseg.load_model(path))
+
+
+@pytest.fixture(scope="module")
+def served(served_checkpoint, tmp_path_factory):
     """tools/app.py's page on a free 127.0.0.1 port, with a tiny model and a small synthetic held-out set."""
     root = tmp_path_factory.mktemp("app")
-    checkpoint = os.environ.get("GROUPSEG_APP_CHECKPOINT") or str(groupseg.save_checkpoint(sharp_tiny_model, root / "ckpt"))
+    checkpoint = served_checkpoint
     write_segmentation(root / "synthetic" / "val", 4, WorldConfig())
     app = load_tool("app")
     args = app.parse_args(["--checkpoint", checkpoint, "--data", str(root / "synthetic")])
@@ -227,17 +258,42 @@ def test_each_mode_is_a_named_api_endpoint_and_nothing_else(client):
     assert endpoints == {"/labels", "/prompt", "/everything", "/exemplar"}
 
 
-def test_labels_endpoint_answers_as_the_handler_does(client, served, handlers):
+def test_labels_endpoint_answers_as_the_handler_does(client, served, served_handlers):
     from gradio_client import handle_file
 
     image = served["examples"][0]
     overlay, legend, label_png, rle_json = client.predict(
         handle_file(image), "background; red shape; blue shape", 0.9, "probability", "whole", 32, api_name="/labels")
-    want = handlers.labels(image, "background; red shape; blue shape", bg_thresh=0.9, bg_score="probability")
+    want = served_handlers.labels(image, "background; red shape; blue shape", bg_thresh=0.9, bg_score="probability")
     np.testing.assert_array_equal(np.asarray(Image.open(label_png)), want.labels)
     assert Image.open(overlay).size == Image.fromarray(want.overlay()).size
     assert all(f"<td>{want.names[i]}</td>" in legend for i in np.unique(want.labels))
     assert len(json.loads(Path(rle_json).read_text())["annotations"]) == len(want.regions)
+
+
+def test_prompt_everything_and_exemplar_endpoints_answer_as_the_handlers_do(client, served, served_handlers, tmp_path):
+    from gradio_client import handle_file
+
+    image = served["examples"][1]
+    answers = {
+        "/prompt": (served_handlers.prompt(image, "16, 16, 1; 2, 2, 0", "4, 4, 30, 30"),
+                    (handle_file(image), "16, 16, 1; 2, 2, 0", "4, 4, 30, 30", "", True)),
+        "/everything": (served_handlers.everything(image, COLOURS), (handle_file(image), COLOURS, True)),
+    }  # fmt: skip
+    support = np.asarray(Image.open(served["examples"][2]).convert("RGB"))
+    mask = np.zeros(support.shape[:2], np.uint8)
+    mask[8:24, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    answers["/exemplar"] = (
+        served_handlers.exemplar(image, support, mask, name="thing", vocabulary=COLOURS, bg_thresh=0.4, bg_score="cosine"),
+        (handle_file(image), handle_file(served["examples"][2]), handle_file(str(tmp_path / "mask.png")), "thing", COLOURS,
+         0.4, "cosine", "whole", 32),
+    )  # fmt: skip
+    for endpoint, (want, inputs) in answers.items():
+        _, legend, label_png, rle_json = client.predict(*inputs, api_name=endpoint)
+        np.testing.assert_array_equal(np.asarray(Image.open(label_png)), want.labels, err_msg=endpoint)
+        assert len(json.loads(Path(rle_json).read_text())["annotations"]) == len(want.regions)
+        assert all(f"<td>{want.names[i]}</td>" in legend for i in np.unique(want.labels))
 
 
 def test_bad_input_through_the_api_is_the_handlers_message(client, served):
