@@ -61,6 +61,7 @@ def build_page(
     settings = handlers.settings
     default_preset = default_preset if default_preset in presets else next(iter(presets))
     downloads = Path(tempfile.mkdtemp(prefix="groupseg-app-"))
+    brush = max(2, round(settings.short_side / 12))  # pixels of the exemplar image: 3 for the synthetic world's 32 px
 
     def answer_outputs(answer: Answer) -> tuple[Any, ...]:
         folder = downloads / uuid.uuid4().hex[:12]
@@ -199,7 +200,7 @@ def build_page(
                         gr.Markdown("Upload a second image and paint the region that shows the class.")
                         editor = gr.ImageEditor(label="exemplar: image + painted mask", type="numpy",
                                                 image_mode="RGBA", sources=["upload", "clipboard"],
-                                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=brush),
                                                 layers=False, transforms=(), elem_id="exemplar-editor")  # fmt: skip
                         exemplar_name = gr.Textbox(value="exemplar", label="class name of the exemplar",
                                                    info="it joins the vocabulary's classes (clear the vocabulary "
