@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f"config {args.config} does not exist")
-    cfg = Config.fromfile(args.config)
+    # unformatted when logged and dumped: yapf spends seconds on a config with a 150- or 171-class vocabulary
+    cfg = Config.fromfile(args.config, format_python_code=False)
     if args.protocol:
         apply_protocol(cfg, args.protocol)  # before --cfg-options, so that explicit overrides win
     if args.cfg_options:

@@ -1,8 +1,8 @@
 """Evaluation protocols: how an image is resized and cropped and how class names are prompted, as three codebases do it.
 
 The same checkpoint scores differently under different protocols, so a table compares like with like only when the
-protocol is named. The dataset configs (``configs/zeroshot/groupvit_*.py``) hold the GroupViT protocol; ``apply_protocol``
-rewrites a loaded config to another one (``tools/test.py --protocol``, ``tools/benchmark_table.py --protocol``).
+protocol is named. The dataset configs (``configs/zeroshot/groupvit_*.py``) hold the GroupViT protocol;
+``apply_protocol`` rewrites a loaded config to another one (``tools/test.py --protocol``, ``tools/benchmark_table.py``).
 
 * ``groupvit``: NVlabs/GroupViT ``segmentation/configs/_base_/datasets/*.py``: short side 448 (long side at most 2048),
   slide window 448, stride 224; the renamed prompt names of the configs; the single template "a photo of a {}.".
