@@ -125,7 +125,8 @@ def missing(benchmark: Benchmark, root: str) -> str | None:
         check_dataset_files({**dataset_config(benchmark), "data_root": root})
     except DatasetError as err:
         reason = str(err).split("; see data/README.md")[0]
-        prepare = f"; make them with `{benchmark.prepare.format(root=root)}`" if "label maps" in reason else ""
+        convert = benchmark.prepare and "label maps" in reason
+        prepare = f"; make them with `{benchmark.prepare.format(root=root)}`" if convert else ""
         return f"{reason}{prepare} (data/README.md, section '{benchmark.readme}')"
     return None
 
