@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +44,8 @@ def scene_image():
 # -- handlers ---------------------------------------------------------------------------------------------------------
 def test_label_mode_is_the_zero_shot_segmenter(handlers, sharp_tiny_model, scene_image):
     answer = handlers.labels(scene_image, COLOURS, bg_thresh=0.9, bg_score="probability", mode="whole", short_side=32)
-    direct = groupseg.ZeroShotSegmenter(sharp_tiny_model, COLOURS.split("\n"), bg_thresh=0.9, short_side=32)(scene_image)
+    segmenter = groupseg.ZeroShotSegmenter(sharp_tiny_model, COLOURS.split("\n"), bg_thresh=0.9, short_side=32)
+    direct = segmenter(scene_image)
     np.testing.assert_array_equal(answer.labels, direct.labels)
     assert answer.names == direct.classes and len(np.unique(answer.labels)) >= 2
     assert {r.label for r in answer.regions} == set(np.unique(answer.labels).tolist()) - {0}
@@ -73,7 +73,8 @@ def test_label_png_and_rle_json_read_back_to_the_answer(handlers, scene_image, t
     assert [c["name"] for c in document["categories"]] == list(answer.names[1:])
     assert sorted(a["category_id"] for a in document["annotations"]) == sorted(set(answer.labels.flat) - {0})
     for annotation in document["annotations"]:
-        mask = mask_utils.decode({**annotation["segmentation"], "counts": annotation["segmentation"]["counts"].encode()})
+        rle = annotation["segmentation"]
+        mask = mask_utils.decode({**rle, "counts": rle["counts"].encode()})
         np.testing.assert_array_equal(mask.astype(bool), answer.labels == annotation["category_id"])
         assert annotation["area"] == mask.sum() and annotation["category"] == answer.names[annotation["category_id"]]
         assert 0 < annotation["score"] <= 1

@@ -38,7 +38,8 @@ def test_synonyms_and_templates_from_a_file(tmp_path):
 
 
 def test_a_string_of_several_lines_reads_like_a_file(tmp_path):
-    text = "template: a photo of a {}.\ntemplate: a drawing/painting of the {}.  # a '/' is no path\nperson: man, woman\ncar\n"
+    text = ("template: a photo of a {}.\ntemplate: a drawing/painting of the {}.  # a '/' is no path\n"
+            "person: man, woman\ncar\n")
     path = tmp_path / "vocab.txt"
     path.write_text(text)
     assert parse_vocabulary(text) == parse_vocabulary(path)

@@ -30,9 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"GroupViT weights, any format groupseg.load_model reads, or a checkpoints/latest pointer "
                         f"(default: $GROUPSEG_CHECKPOINT, else the quickstart model {QUICKSTART})")  # fmt: skip
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--data", default="data/synthetic",
-                        help="synthetic world whose held-out images (DATA/val) the page offers (default data/synthetic)")
+                        help="synthetic world whose held-out images (DATA/val) the page offers "
+                        "(default data/synthetic)")
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 
@@ -47,8 +49,8 @@ def resolve_checkpoint(given: str | None) -> tuple[Path, str]:
     else:
         path = QUICKSTART if QUICKSTART.is_file() else REPO / QUICKSTART
         if not path.is_file():
-            raise CheckpointError(f"no checkpoint given and no quickstart model ({QUICKSTART}): run "
-                                  "`bash tools/quickstart.sh` first to train one, or pass --checkpoint CKPT")  # fmt: skip
+            raise CheckpointError(f"no checkpoint given and no quickstart model ({QUICKSTART}): run `bash "
+                                  "tools/quickstart.sh` first to train one, or pass --checkpoint CKPT")  # fmt: skip
         note = f"model: the quickstart model (trained by `bash tools/quickstart.sh`), {path.parent / '...'}"
     if path.is_file() and path.name == "latest":  # the trainer's pointer to its newest step directory
         step = path.read_text().strip()

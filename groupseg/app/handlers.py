@@ -186,7 +186,7 @@ class Handlers:
         given = vocabulary.strip() if isinstance(vocabulary, str) else vocabulary
         entries, templates = [], None
         if given:
-            vocab = parse_vocabulary(read_vocabulary(given))
+            vocab = parse_vocabulary(read_vocabulary(given), add_background=True)
             entries, templates = list(vocab.to_config()["classes"]), vocab.templates
         if not [e for e in entries if e != BACKGROUND] and (bg_score or self.settings.bg_score) == "probability":
             raise AppInputError("an exemplar class alone needs the cosine background rule (a softmax over one class "
@@ -210,8 +210,10 @@ class Handlers:
         with self._lock:
             _report(progress, 0.1, "embedding the vocabulary")
             segmenter = self._segmenter(classes, templates, short_side)
-            segmenter.segmentor.test_cfg.update(bg_thresh=bg_thresh, bg_score=bg_score, mode=mode,
-                                                crop_size=(short_side, short_side), stride=(short_side // 2,) * 2)  # fmt: skip
+            segmenter.segmentor.test_cfg.update(  # mmseg reads its test_cfg at each call
+                bg_thresh=bg_thresh, bg_score=bg_score, mode=mode, crop_size=(short_side,) * 2,
+                stride=(max(1, short_side // 2),) * 2,
+            )  # fmt: skip
             _report(progress, 0.4, "grouping and labelling the image")
             result = segmenter(rgb)
         regions = label_regions(result.labels, result.scores)
@@ -269,7 +271,9 @@ def read_vocabulary(vocabulary: str | Sequence[str] | None) -> str:
     return text
 
 
-def read_points(points: str | Sequence[Sequence[float]] | None, shape: tuple[int, int]) -> list[tuple[float, float, int]]:
+def read_points(
+    points: str | Sequence[Sequence[float]] | None, shape: tuple[int, int]
+) -> list[tuple[float, float, int]]:
     """``"x,y,1; x,y,0"``, its JSON form ``[[x, y, 1], ...]`` or a list → ``[(x, y, label)]``, each inside the image."""
     rows = _numbers(points, "points")
     height, width = shape
@@ -333,7 +337,10 @@ def _numbers(value: Any, what: str) -> list[list[float]]:
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = json.loads(text) if text.startswith("[") else [row.split(",") for row in text.split(";") if row.strip()]
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [row.split(",") for row in text.split(";") if row.strip()]
         except json.JSONDecodeError as err:
             raise AppInputError(f"cannot read the {what} {text!r}: {err.msg}") from err
     rows = list(value)

@@ -11,7 +11,9 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no calls out of this machine
 
 import logging
+import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +29,7 @@ from .presets import Preset
 log = logging.getLogger("groupseg.app")
 TITLE = "groupseg: zero-shot segmentation with GroupViT"
 CLICK_KINDS = ("positive point", "negative point", "box corner")
+KEEP_DOWNLOADS = 32  # answers whose download files stay in the app's temporary folder
 
 
 def image_input(**options) -> gr.Image:
@@ -64,8 +67,10 @@ def build_page(
     brush = max(2, round(settings.short_side / 12))  # pixels of the exemplar image: 3 for the synthetic world's 32 px
 
     def answer_outputs(answer: Answer) -> tuple[Any, ...]:
-        folder = downloads / uuid.uuid4().hex[:12]
+        folder = downloads / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
         folder.mkdir()
+        for old in sorted(downloads.iterdir())[:-KEEP_DOWNLOADS]:  # Gradio has copied them to its cache long since
+            shutil.rmtree(old, ignore_errors=True)
         if not any(i > 0 for i in np.unique(answer.labels).tolist()):
             gr.Warning("nothing was found: every pixel is background (lower the background threshold?)")
         return (answer.overlay(), answer.legend_html(), str(answer.save_label_png(folder / "groupseg_labels.png")),
@@ -79,7 +84,8 @@ def build_page(
             raise gr.Error(str(err), print_exception=False) from err
         except Exception as err:  # noqa: BLE001 - the page shows one line, the server log keeps the trace
             log.exception("the demo failed")
-            raise gr.Error(f"the model failed on this input ({type(err).__name__}: {err})", print_exception=False) from err
+            message = f"the model failed on this input ({type(err).__name__}: {err})"
+            raise gr.Error(message, print_exception=False) from err
         progress(0.95, desc="drawing the overlay")
         return answer_outputs(answer)
 
@@ -97,7 +103,8 @@ def build_page(
     def exemplar(image, exemplar_image, exemplar_mask, name, vocabulary, bg_thresh, bg_score, mode, short_side,
                  progress=gr.Progress()):  # fmt: skip
         return guarded(handlers.exemplar, image, exemplar_image, exemplar_mask, name=name, vocabulary=vocabulary,
-                       bg_thresh=bg_thresh, bg_score=bg_score, mode=mode, short_side=short_side, progress=progress)  # fmt: skip
+                       bg_thresh=bg_thresh, bg_score=bg_score, mode=mode, short_side=short_side,
+                       progress=progress)  # fmt: skip
 
     # -- private events: what the user did → the endpoints' inputs ---------------------------------------------------
     def show_for_clicks(image, points, box):
@@ -169,8 +176,9 @@ def build_page(
                     bg_thresh = gr.Slider(0.0, 1.0, value=settings.bg_thresh, step=0.01, label="background threshold")
                     mode = gr.Radio(["whole", "slide"], value=settings.mode, label="inference",
                                     info="whole image at once, or sliding windows as in evaluation")  # fmt: skip
-                    short_side = gr.Number(value=settings.short_side, precision=0, minimum=8, label="short side (px)",
-                                           info="images are resized to this short side (the model's scale)")  # fmt: skip
+                    short_side = gr.Number(value=settings.short_side, precision=0, minimum=8,
+                                           label="short side (px)",
+                                           info="images are resized to this short side (the model's scale)")
         with gr.Row():
             with gr.Column(scale=1):
                 with gr.Tabs():
@@ -200,16 +208,18 @@ def build_page(
                         gr.Markdown("Upload a second image and paint the region that shows the class.")
                         editor = gr.ImageEditor(label="exemplar: image + painted mask", type="numpy",
                                                 image_mode="RGBA", sources=["upload", "clipboard"],
-                                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=brush),
+                                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed",
+                                                               default_size=brush),
                                                 layers=False, transforms=(), elem_id="exemplar-editor")  # fmt: skip
                         exemplar_name = gr.Textbox(value="exemplar", label="class name of the exemplar",
                                                    info="it joins the vocabulary's classes (clear the vocabulary "
                                                    "for the exemplar alone)")  # fmt: skip
                         with gr.Row():
+                            # PNG, not Gradio's default WebP: the mask must come back exactly as painted
                             exemplar_image = gr.Image(label="exemplar image", type="numpy", interactive=False,
-                                                      height=120)  # fmt: skip
+                                                      format="png", height=120)  # fmt: skip
                             exemplar_mask = gr.Image(label="exemplar mask", type="numpy", interactive=False,
-                                                     image_mode="L", height=120)  # fmt: skip
+                                                     image_mode="L", format="png", height=120)  # fmt: skip
                         exemplar_button = gr.Button("Segment with the exemplar", variant="primary",
                                                     elem_id="run-exemplar")  # fmt: skip
             with gr.Column(scale=1):
@@ -227,14 +237,15 @@ def build_page(
         labels_button.click(labels, [image, vocabulary, *head], results, api_name="labels")
         prompt_button.click(prompt, [image, points, box, text, multimask], results, api_name="prompt")
         everything_button.click(everything, [image, vocabulary, label_masks], results, api_name="everything")
-        exemplar_button.click(exemplar_from_editor, [editor], [exemplar_image, exemplar_mask], api_visibility="private",
-                              ).success(exemplar, [image, exemplar_image, exemplar_mask, exemplar_name, vocabulary, *head],
-                                        results, api_name="exemplar")  # fmt: skip
+        painted = exemplar_button.click(exemplar_from_editor, [editor], [exemplar_image, exemplar_mask],
+                                        api_visibility="private")  # fmt: skip
+        painted.success(exemplar, [image, exemplar_image, exemplar_mask, exemplar_name, vocabulary, *head], results,
+                        api_name="exemplar")  # fmt: skip
         for trigger in (image.change, points.submit, box.submit):
             trigger(show_for_clicks, [image, points, box], [click_view], api_visibility="private")
-        click_view.select(add_click, [image, points, box, click_kind], [points, box, click_view], api_visibility="private",
-                          ).then(prompt_when_ready, [image, points, box, text, multimask], results,
-                                 api_visibility="private")  # fmt: skip
+        clicked = click_view.select(add_click, [image, points, box, click_kind], [points, box, click_view],
+                                    api_visibility="private")  # fmt: skip
+        clicked.then(prompt_when_ready, [image, points, box, text, multimask], results, api_visibility="private")
         clear_button.click(lambda image: ("", "", show_for_clicks(image, "", "")), [image], [points, box, click_view],
                            api_visibility="private")  # fmt: skip
     return page
@@ -242,7 +253,8 @@ def build_page(
 
 def launch_options(examples: list[str] | None = None) -> dict[str, Any]:
     """``launch()`` keywords: system fonts (nothing fetched from outside) and the example images' folder allowed."""
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "monospace"])
     folders = sorted({str(Path(p).resolve().parent) for p in examples or []})
     css = "#input-image img {image-rendering: pixelated; min-height: 200px; object-fit: contain}"  # 32 px images
     return dict(theme=theme, css=css, allowed_paths=folders, show_error=False)

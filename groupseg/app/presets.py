@@ -30,7 +30,8 @@ def vocabulary_presets(config_dir: str | Path | None = None) -> dict[str, Preset
     """The synthetic world's two vocabularies, then VOC, Context and COCO-Object where ``config_dir`` (a checkout's
     ``configs/``) has their dataset configs."""
     world = vocabularies(WorldConfig())
-    presets = {name: Preset("\n".join(["background", *world[file][1]])) for name, file in SYNTHETIC_VOCABULARIES.items()}
+    presets = {name: Preset("\n".join(["background", *world[file][1]]))
+               for name, file in SYNTHETIC_VOCABULARIES.items()}  # fmt: skip
     if config_dir is not None:
         from mmengine.config import Config
 

@@ -162,7 +162,8 @@ def _read_lines(text: str, source: str | None) -> tuple[list[str], list[str] | N
         if line.lower().startswith("template:"):
             template = line.split(":", 1)[1].strip()
             if not template:
-                raise VocabularyError(f"{source}:{number}: empty template" if source else f"line {number}: empty template")
+                where = f"{source}:{number}" if source else f"line {number}"
+                raise VocabularyError(f"{where}: empty template")
             templates.append(template)
         else:
             entries.append(line)
