@@ -113,6 +113,16 @@ def mmengine_safe_globals() -> list:
             np.ndarray, np.dtype, *dtype_classes]  # fmt: skip
 
 
+def refused_globals(path: str) -> list[str]:
+    """What mmengine's patched loader would refuse to unpickle in the torch file ``path`` (nothing runs to find out)."""
+    import torch
+
+    allowed = set()
+    for item in mmengine_safe_globals():
+        allowed.add(item[1] if isinstance(item, tuple) else f"{item.__module__}.{item.__qualname__}")
+    return [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path) if name not in allowed]
+
+
 def patch_mmengine_checkpoint_loading() -> None:
     """Let mmengine load its own checkpoints under torch>=2.6 with torch's safe (weights-only) loader, local files."""
     import torch

@@ -1,12 +1,17 @@
-"""Evaluation datasets: COCO-Object (mmseg lacks it) and checks that a dataset config points at real files.
+"""Evaluation datasets: COCO-Object (mmseg lacks it) and checks, before a run, that a dataset config points at real
+files whose labels fit: every image has its label PNG, of its own size, with label ids the vocabulary covers.
 
 PASCAL VOC and PASCAL Context are mmseg's own ``PascalVOCDataset`` / ``PascalContextDataset``; the official prompt
 names (``diningtable → table`` ...) live in the configs, the label ids and names in mmseg's metainfo.
 """
 from __future__ import annotations
 
+import copy
 import os.path as osp
 from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from mmseg.datasets import BaseSegDataset, COCOStuffDataset
 from mmseg.registry import DATASETS
@@ -61,3 +66,58 @@ def check_dataset_files(dataset_cfg: dict) -> None:
         ann_path = ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
         if not osp.isfile(ann_path):
             raise DatasetError(f"split file {ann_path} does not exist; see data/README.md for where datasets go")
+
+
+def check_samples(dataset_cfg: dict, num_labels: int | None = None) -> int:
+    """Fail with one line on the first sample a run would break on, before it starts: an image or label PNG that is
+    missing or unreadable, a label PNG of another size than its image, or (with ``num_labels``, for datasets whose
+    labels the vocabulary defines) a label id at or above ``num_labels`` other than the ignore index. Lists the
+    samples as mmseg's dataset class does. Returns their number."""
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmseg")
+    cfg = {**copy.deepcopy(dict(dataset_cfg)), "lazy_init": True, "pipeline": []}
+    dataset = DATASETS.build(cfg)
+    samples = dataset.load_data_list()
+    if not samples:
+        raise DatasetError(f"no images with suffix {dataset.img_suffix!r} in {dataset.data_prefix.get('img_path')}")
+    ignore = dataset.ignore_index
+    missing = [s["seg_map_path"] for s in samples if "seg_map_path" in s and not osp.isfile(s["seg_map_path"])]
+    if missing:
+        raise DatasetError(f"label PNG {missing[0]} does not exist ({len(missing)} of {len(samples)} labels are "
+                           "missing); every image needs its label PNG")  # fmt: skip
+    for sample in samples:
+        image_size = _image_size(sample["img_path"], "image")
+        if "seg_map_path" not in sample:
+            continue
+        label_size = _image_size(sample["seg_map_path"], "label PNG")
+        if label_size != image_size:
+            raise DatasetError(f"label PNG {sample['seg_map_path']} is {label_size[0]}x{label_size[1]} but its image "
+                               f"{sample['img_path']} is {image_size[0]}x{image_size[1]}: they must be the same size")  # fmt: skip
+        if num_labels is not None:
+            with Image.open(sample["seg_map_path"]) as mask:
+                ids = np.unique(np.asarray(mask))
+            if dataset.reduce_zero_label:
+                ids = np.where(ids == 0, ignore, ids - 1)
+            beyond = [int(i) for i in ids if i != ignore and i >= num_labels]
+            if beyond:
+                raise DatasetError(
+                    f"label PNG {sample['seg_map_path']} holds label id {max(beyond)}, but the vocabulary has "
+                    f"{num_labels} classes (ids 0-{num_labels - 1}); give one class per label id, in id order"
+                )
+    return len(samples)
+
+
+def _image_size(path: str, what: str) -> tuple[int, int]:
+    """Width × height as decoders see it (EXIF orientation applied, as OpenCV does), from the header only."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except FileNotFoundError:
+        raise DatasetError(f"{what} {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(f"{what} {path} cannot be read: {err}") from err
+    return width, height
+
