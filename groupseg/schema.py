@@ -81,7 +81,7 @@ def check_range(value: Any, metadata: Mapping[str, Any], name: str) -> None:
 
 
 def check_value(value: Any, hint: Any, name: str) -> Any:
-    """``value`` if it has type ``hint`` (converted: int → float, list → tuple, mapping → dict), else ConfigError."""
+    """``value`` if it is a ``hint`` (converted: int → float, list → tuple, mapping → dict); else ConfigError."""
     ok, converted = _convert(value, hint)
     if not ok:
         raise ConfigError(f"config key {name} must be {describe(hint)}, got {type(value).__name__} {value!r}")

@@ -19,13 +19,13 @@ from groupseg.engine.trainer import seed_everything
 from groupseg.models.checkpoint import CheckpointError, check_replaceable
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("out")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is a groupseg checkpoint")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.cfg_options)
     except ConfigError as err:

@@ -15,6 +15,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import re
 import sys
 import time
 
@@ -48,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("config", help="test config, e.g. configs/zeroshot/groupvit_voc.py")
     parser.add_argument("checkpoint", help="GroupViT weights (anything groupseg.load_model reads)")
     parser.add_argument("--vocab", help="class names: 'background,cat,dog', 'bg; person: man, woman', or a file")
-    parser.add_argument("--bg-thresh", type=unit_interval, help="background threshold in [0, 1] (default: the config's)")
+    parser.add_argument("--bg-thresh", type=unit_interval,
+                        help="background threshold in [0, 1] (default: the config's)")  # fmt: skip
     parser.add_argument("--out", help="write predicted label PNGs here (one per image, named like the image)")
     parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
@@ -118,8 +120,9 @@ def check_load_from(load_from: str | None) -> None:
         raise FileNotFoundError(f"load_from {load_from} does not exist")
     refused = refused_globals(load_from)
     if refused:
-        raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not plain "
-                              f"weights and could run code; if you trust the file, set {TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
+        raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not "
+                              f"plain weights and could run code; if you trust the file, set "
+                              f"{TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except pickle.UnpicklingError as err:  # the Runner's own loading (e.g. a checkpoint it resumes) refused a pickle
-        reason = str(err).split("WeightsUnpickler error: ")[-1].split(". ")[0].strip()
+        found = re.search(r"(?i)unsupported global[^\n.]*", str(err))
+        reason = found.group(0) if found else type(err).__name__
         print(f"error: refusing to unpickle a checkpoint ({reason}); if you trust it, set {TRUSTED_PICKLE_OPT_IN}",
               file=sys.stderr)  # fmt: skip
         return 2

@@ -20,7 +20,7 @@ from mmengine.config import DictAction
 from groupseg.engine import ConfigError, TrainingDiverged, TrainingInterrupted, WorkDirInUse, load_config, train
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="training config (python, mmengine style), e.g. configs/synthetic/groupvit_synthetic.py")
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default: work_dirs/<config name>)")
@@ -30,11 +30,11 @@ def parse_args() -> argparse.Namespace:
                         help="start over in a work dir that holds a run: deletes its checkpoints, logs and config")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                         help="override config entries, e.g. train.max_steps=100 data.batch_size=32")  # fmt: skip
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not Path(args.config).is_file():
         print(f"error: config {args.config} does not exist", file=sys.stderr)
         return 2

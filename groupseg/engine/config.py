@@ -59,7 +59,7 @@ class LoopConfig:
     log_interval: int = option(10, ge=1)  # steps between metrics.jsonl / TensorBoard rows
     ckpt_interval: int = option(1000, ge=1)  # steps between checkpoints (and one at the end)
     keep_last: int = option(3, ge=1)  # checkpoints kept in WORK_DIR/checkpoints
-    time_budget_minutes: Union[float, None] = option(None, ge=0)  # stop (with a checkpoint) after this; None or 0: no limit
+    time_budget_minutes: Union[float, None] = option(None, ge=0)  # stop, with a checkpoint, after this; 0: no limit
 
 
 SECTIONS = {"data": DataConfig, "loss": LossConfig, "optimizer": OptimizerConfig, "train": LoopConfig}

@@ -56,7 +56,7 @@ class TrainLogger:
 
 
 def _drop_rows_after(path: Path, step: int) -> None:
-    """Keep the log rows of steps up to ``step`` (a resumed run logs the later ones again), replacing the file atomically."""
+    """Keep rows of steps up to ``step`` (a resumed run logs the later ones again); the file is replaced atomically."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)

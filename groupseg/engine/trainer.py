@@ -39,6 +39,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became non-finite, or the weights did: the step was not applied / the weights were not saved."""
 
 
+class WeightsDiverged(TrainingDiverged):
+    """The weights after a step are not finite or absurdly large (the loss may still be finite): not saved."""
+
+
 class TrainingInterrupted(RuntimeError):
     """SIGTERM / SIGINT: training stopped after saving a checkpoint that ``--resume`` continues from exactly."""
 
@@ -273,9 +277,13 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
             break
     except TrainingDiverged as err:
         good = last_good_checkpoint(ckpt_dir, state["step"])
+        if isinstance(err, WeightsDiverged):
+            what = f"stopping after step {state['step']}: {err}; they were not saved"
+        else:
+            what = f"stopping at step {state['step'] + 1}: {err}. Weights were not updated by this step"
+        none = "none before this step" if list_checkpoints(ckpt_dir) else "none (no checkpoint was written yet)"
         logger.message(
-            f"stopping at step {state['step'] + 1}: {err}. Weights were not updated by this step; the last good "
-            f"checkpoint is {good or 'none (no checkpoint was written yet)'}"
+            f"{what}; the last good checkpoint is {good or none}"
             + ("; resume from it with a lower learning rate or fp32 precision." if good else
                ": start again with a lower learning rate or fp32 precision.")
         )  # fmt: skip
@@ -375,7 +383,7 @@ def _save(ckpt_dir, model, optimizer, scaler, state, info: D.DistInfo, keep_last
     try:
         check_weights(model)
     except UnhealthyWeights as err:
-        raise TrainingDiverged(f"the weights after step {state['step']} are unusable: {err}") from None
+        raise WeightsDiverged(f"the weights are unusable: {err}") from None
     rngs = [rng_state()]
     if D.is_distributed():
         rngs = [None] * info.world_size

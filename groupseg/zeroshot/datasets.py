@@ -92,8 +92,9 @@ def check_samples(dataset_cfg: dict, num_labels: int | None = None) -> int:
             continue
         label_size = _image_size(sample["seg_map_path"], "label PNG")
         if label_size != image_size:
-            raise DatasetError(f"label PNG {sample['seg_map_path']} is {label_size[0]}x{label_size[1]} but its image "
-                               f"{sample['img_path']} is {image_size[0]}x{image_size[1]}: they must be the same size")  # fmt: skip
+            (lw, lh), (iw, ih) = label_size, image_size
+            raise DatasetError(f"label PNG {sample['seg_map_path']} is {lw}x{lh} but its image {sample['img_path']} "
+                               f"is {iw}x{ih}: they must be the same size")  # fmt: skip
         if num_labels is not None:
             with Image.open(sample["seg_map_path"]) as mask:
                 ids = np.unique(np.asarray(mask))

@@ -45,7 +45,7 @@ class Segmentation:
 
 
 def load_rgb(image: ImageLike) -> np.ndarray:
-    """Path / PIL / numpy (H×W gray, H×W×1, H×W×3, H×W×4; uint8, or uint16 for 16-bit images) → H×W×3 uint8 RGB.
+    """Path / PIL / numpy (H×W gray, H×W×1, H×W×3, H×W×4; uint8, or uint16 if 16-bit) → H×W×3 uint8 RGB.
 
     Alpha is dropped; 16-bit images are scaled to 8 bits (the top byte, as OpenCV and so mmseg's test pipeline read
     them), not clipped."""
