@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping, Union
 
 from ..models.groupvit import GroupViTConfig, build_config
+from ..models.precision import Precision
 from ..schema import ConfigError, check_keys, check_value, from_dict, option, to_dict
 
 Shards = Union[str, list]  # 'dir/{00000..00011}.tar', a list of patterns, or a list of dict(shards=..., weight=...)
@@ -52,7 +53,7 @@ class LoopConfig:
     epochs: Union[int, None] = option(None, ge=1)  # length in epochs ...
     max_steps: Union[int, None] = option(None, ge=1)  # ... or in steps (wins when both are set)
     seed: int = option(0, ge=0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16 autocast on CPU and GPU; fp16 on GPUs only
+    precision: Precision = "auto"  # 'auto': bf16 where the hardware runs it natively, else fp32; fp16: GPUs only
     device: str = "auto"  # 'auto' (a GPU if there is one), 'cpu', 'cuda'
     deterministic: bool = False  # torch.use_deterministic_algorithms
     compile: bool = False  # torch.compile the model

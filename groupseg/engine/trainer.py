@@ -15,6 +15,7 @@ import torch
 
 from ..losses import GroupViTLoss
 from ..models import GroupViT, build_config
+from ..models.precision import resolve_precision
 from . import distributed as D
 from .checkpointing import (
     LATEST_NAME,
@@ -177,7 +178,7 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
     ckpt_dir = work_dir / "checkpoints"
     t = cfg.train
     info = D.init_distributed(t.device)
-    precision = t.precision
+    precision = resolve_precision(t.precision, info.device, what="train.precision")
     _claim_work_dir(work_dir, resume, overwrite, info)
     seed_everything(t.seed + info.rank)  # ranks draw independent Gumbel / drop-path noise, as in the reference
     if t.deterministic:

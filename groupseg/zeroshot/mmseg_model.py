@@ -22,12 +22,11 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ..models import GroupViT
-from ..models.precision import cast_matmul_weights_
+from ..models.precision import cast_matmul_weights_, resolve_precision
 from ..schema import ConfigError, from_dict, option
 from .embeddings import class_embeddings
 from .head import seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
-
 
 
 @dataclass
@@ -41,7 +40,9 @@ class ZeroShotTestConfig:
     bg_score: Literal["probability", "cosine"] = "probability"  # what bg_thresh thresholds (head.BG_SCORES)
     crop_batch_size: int = option(4, ge=1)  # slide crops per forward pass
     topk: int = option(5, ge=1)  # classes kept from the image-level embedding (the official head)
-    precision: Literal["fp32", "bf16"] = "fp32"  # the image tower under bf16 autocast, matmul weights in bf16
+    # bf16: the image tower under autocast, its matmul weights stored in bf16; 'auto': bf16 where the hardware runs
+    # it natively (models/precision.py), fp32 elsewhere
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False  # torch.compile the image tower
 
 
@@ -68,9 +69,11 @@ class GroupViTSegmentor(EncoderDecoder):
             when label 0 is 'background'), ``bg_score`` ('probability', the official head, or 'cosine': what
             ``bg_thresh`` thresholds, see :mod:`groupseg.zeroshot.head`), ``crop_batch_size`` (slide crops per
             forward pass), ``topk`` (5),
-            ``precision`` ('fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights stored in
-            bf16; assignments, embeddings and the head stay fp32), ``compile`` (``torch.compile`` the image tower,
-            weights frozen as constants; each new input shape compiles once, which takes tens of seconds on a CPU).
+            ``precision`` ('auto' | 'fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights
+            stored in bf16; assignments, embeddings and the head stay fp32; 'auto', the default, is bf16 only where
+            the hardware runs it natively, see :func:`groupseg.models.precision.resolve_precision`), ``compile``
+            (``torch.compile`` the image tower, weights frozen as constants; each new input shape compiles once, which
+            takes tens of seconds on a CPU).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -92,7 +95,9 @@ class GroupViTSegmentor(EncoderDecoder):
             from ..models.load import load_model
 
             model = load_model(checkpoint)
-        elif self.test_cfg.precision != "fp32":
+        device = next(model.parameters()).device
+        self.test_cfg.precision = resolve_precision(self.test_cfg.precision, device, what="test_cfg.precision")
+        if self.test_cfg.precision != "fp32" and checkpoint is None:
             model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
         self.model = model.eval()
         if self.test_cfg.precision == "bf16":
