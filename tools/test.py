@@ -91,7 +91,7 @@ def build_config(args: argparse.Namespace) -> Config:
         if not args.vocab.strip():
             raise VocabularyError("--vocab is empty: give class names ('background,cat,dog') or a vocabulary file")
         if not osp.exists(args.vocab) and not any(c in args.vocab for c in ",;"):
-            raise VocabularyError(f"--vocab {args.vocab!r}: there is no such vocabulary file, and a single class name "
+            raise VocabularyError(f"--vocab: vocabulary file {args.vocab} does not exist, and a single class name "
                                   "cannot label a dataset (give 'background,cat,dog' or a file)")  # fmt: skip
         vocab = parse_vocabulary(args.vocab)
         if vocab.templates == DEFAULT_TEMPLATES and config_templates:  # the vocabulary set none: keep the config's
