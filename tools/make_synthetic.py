@@ -5,7 +5,8 @@
 
 OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``) and
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
-vocabulary files classes.txt, synonyms.txt, colours.txt). The same seed and settings give byte-identical files.
+vocabulary files classes.txt, synonyms.txt, colours.txt, and the COCO instances instances.json (categories = kinds)
+and instances_colours.json (categories = colours)). The same seed and settings give byte-identical files.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
+from groupseg.synthetic.instances import write_instances  # noqa: E402
 from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
 
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
         done = [pool.submit(_shard, job) for job in jobs]
         done.append(pool.submit(write_segmentation, out / "val", args.val, world, args.seed))
+        done.append(pool.submit(write_instances, out / "val", args.val, world, args.seed))
         for future in done:
             future.result()
     seconds = time.perf_counter() - start
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.train} training pairs in {shards} shards: {pattern}")
     print(f"{args.val} held-out images (PASCAL VOC layout): {out / 'val'}")
     print(f"vocabularies: {', '.join(str(out / 'val' / n) for n in ('classes.txt', 'synonyms.txt', 'colours.txt'))}")
+    print(f"COCO instances: {out / 'val' / 'instances.json'}, {out / 'val' / 'instances_colours.json'}")
     print(f"world: {json.dumps({f.name: getattr(world, f.name) for f in fields(world)})}")
     print(f"done in {seconds:.1f} s")
     return 0
