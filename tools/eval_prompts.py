@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
         if missing:
             raise ValueError(f"{len(missing)} images of {args.instances} are not in {images_dir}, e.g. {missing[0]}")
-        vocab = parse_vocabulary(args.vocab) if args.vocab else None
+        vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
         methods = []
         for spec in args.checkpoint:
             name, eq, path = spec.partition("=")

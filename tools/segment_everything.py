@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {Path(p).resolve() for p in args.images}
         if out.resolve() in inputs:
             raise ValueError(f"--out {out} is one of the input images; choose another file")
-        vocab = parse_vocabulary(args.vocab) if args.vocab else None
+        vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
         images = [load_rgb(path) for path in args.images]
         generator = GroupMaskGenerator(
             args.checkpoint, output_mode="coco_rle", short_side=args.short_side, bg_thresh=args.bg_thresh,
