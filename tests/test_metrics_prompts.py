@@ -74,6 +74,8 @@ def test_proposal_recall_matches_a_direct_numpy_computation():
     for k in (1, 3, 100):
         assert recall[f"AR@{k}"] == pytest.approx(numpy_recall(truth, proposals, k), abs=1e-9)
     assert 0 < recall["AR@1"] < recall["AR@3"] <= recall["AR@100"] < 1  # the set is not trivial
+    first_two = proposal_recall(instances, [r for r in results if r["image_id"] < 3], image_ids=[1, 2])
+    assert first_two["AR@100"] == pytest.approx(numpy_recall({i: truth[i] for i in (1, 2)}, proposals, 100))
 
 
 def test_proposal_recall_is_class_agnostic_and_zero_without_proposals():

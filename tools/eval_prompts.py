@@ -80,7 +80,8 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
                 labelled += int(ious[best] >= 0.5 and records[best]["label"] == categories[ann["category_id"]])
             runs.append(run_clicks(gt, lambda points, labels: predictor.predict(points + 0.5, labels)[0][0],
                                    max_clicks=max_clicks))  # fmt: skip
-    metrics = {"method": name, **proposal_recall(coco, results), **click_summary(runs, max_clicks=max_clicks)}
+    metrics = {"method": name, **proposal_recall(coco, results, image_ids=image_ids),
+               **click_summary(runs, max_clicks=max_clicks)}
     if vocab is not None:
         metrics["labels_right_%"] = 100 * labelled / max(objects, 1)
     metrics.update(objects=objects, images=len(image_ids), proposals_per_image=len(results) / len(image_ids),

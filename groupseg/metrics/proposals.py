@@ -39,10 +39,14 @@ def load_coco(instances: str | os.PathLike | dict | COCO) -> COCO:
 
 
 def proposal_recall(
-    instances: str | os.PathLike | dict | COCO, results: Sequence[dict], max_dets: Sequence[int] = (10, 100, 1000)
+    instances: str | os.PathLike | dict | COCO,
+    results: Sequence[dict],
+    max_dets: Sequence[int] = (10, 100, 1000),
+    image_ids: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """``{"AR@10": ..., "AR@100": ..., ...}`` of COCO-format segmentation ``results`` (``image_id``,
-    ``segmentation`` RLE, ``score``) against ``instances``, class-agnostic. Images without proposals score 0."""
+    ``segmentation`` RLE, ``score``) against ``instances``, class-agnostic, over ``image_ids`` (default: every image
+    of the set). Images without proposals count, with recall 0."""
     coco = load_coco(instances)
     if not results:
         return {f"AR@{k}": 0.0 for k in max_dets}
@@ -52,6 +56,8 @@ def proposal_recall(
         evaluator = COCOeval(coco, detections, "segm")
         evaluator.params.useCats = 0
         evaluator.params.maxDets = sorted(int(k) for k in max_dets)
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted(int(i) for i in image_ids)
         evaluator.evaluate()
         evaluator.accumulate()
     recall = evaluator.eval["recall"][:, 0, 0, :]  # [IoU thresholds, maxDets] for the one pooled category, area all
