@@ -182,6 +182,20 @@ def test_the_generator_proposes_every_group_and_piece_once_each_labelled(tiny_mo
         assert 0 < r["stability_score"] <= 1 and 0 < r["predicted_iou"] <= 1
 
 
+def test_pieces_scored_at_once_score_as_each_alone(sharp_tiny_model):
+    predictor = GroupPredictor(sharp_tiny_model)
+    predictor.set_image(np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    checked = 0
+    for level in predictor.levels:
+        for group in np.unique(level.labels):
+            ids, ious, stabilities = level.piece_scores(int(group), 0.1)
+            for piece, iou, stability in zip(ids, ious, stabilities):
+                alone = level.score(np.array([group]), level.pieces == piece, "piece", 0.1)
+                assert (iou, stability) == pytest.approx(alone)
+                checked += 1
+    assert checked > 10
+
+
 def test_generator_thresholds_filter_as_sams_do(tiny_model, word_embeds):
     everything = GroupMaskGenerator(HandBuilt(tiny_model, word_embeds)).generate(np.zeros((SIZE, SIZE, 3), np.uint8))
     cut = sorted(r["predicted_iou"] for r in everything)[3]
@@ -214,7 +228,7 @@ def test_min_mask_region_area_fills_holes_and_drops_islands():
 def test_superpixel_baseline_answers_the_same_prompts():
     image = np.zeros((24, 24, 3), np.uint8)
     image[4:14, 4:14] = (220, 30, 30)  # a red square on black
-    predictor = RegionPredictor("felzenszwalb", sigma=0.0)  # no smoothing: the square's edge stays one region
+    predictor = RegionPredictor("felzenszwalb", levels=[{}], sigma=0.0, min_size=10)  # no smoothing: one edge
     predictor.set_image(image)
     masks, _ = predictor.predict(point_coords=[[8, 8]], point_labels=[1])
     square = np.zeros((24, 24), bool)

@@ -47,6 +47,8 @@ class GroupMaskGenerator:
         mask_nms_thresh: drop a mask whose mask IoU with a better one exceeds this.
         box_nms_thresh: SAM's box NMS on top (1.0: off, the default: nested groups often share a box).
         min_mask_region_area: fill holes and drop islands smaller than this many pixels (0: off).
+        max_proposals: score every unit, but clean and de-duplicate only the best this many (a random or badly
+            trained model fragments its groups into thousands of pieces; 1000 is the largest k of AR@k).
         output_mode: ``"binary_mask"`` (bool arrays) or ``"coco_rle"`` (pycocotools RLE, JSON-ready).
         short_side, bg_thresh, bg_score, device: as :class:`GroupPredictor`.
     """
@@ -61,6 +63,7 @@ class GroupMaskGenerator:
         mask_nms_thresh: float = 0.7,
         box_nms_thresh: float = 1.0,
         min_mask_region_area: int = 0,
+        max_proposals: int = 1000,
         output_mode: Literal["binary_mask", "coco_rle"] = "binary_mask",
         short_side: int | None = None,
         bg_thresh: float = 0.95,
@@ -72,6 +75,8 @@ class GroupMaskGenerator:
         for name, value in (("mask_nms_thresh", mask_nms_thresh), ("box_nms_thresh", box_nms_thresh)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} is an IoU in [0, 1], got {value}")
+        if max_proposals < 1:
+            raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
         if stability_score_offset <= 0:
             raise ValueError(f"stability_score_offset must be > 0, got {stability_score_offset}")
         if isinstance(model, GroupPredictor):
@@ -83,20 +88,24 @@ class GroupMaskGenerator:
         self.stability_score_offset = stability_score_offset
         self.mask_nms_thresh, self.box_nms_thresh = mask_nms_thresh, box_nms_thresh
         self.min_mask_region_area, self.output_mode = min_mask_region_area, output_mode
+        self.max_proposals = max_proposals
 
     @torch.no_grad()
     def generate(self, image: ImageLike, vocabulary: VocabularySpec | None = None) -> list[dict[str, Any]]:
         """Mask records for ``image`` (path, PIL or HWC uint8 RGB), best ``predicted_iou`` first."""
         vocab = parse_vocabulary(vocabulary) if vocabulary is not None else None
         self.predictor.set_image(image)
-        masks, stages, kinds, ious, stabilities = self._proposals()
-        masks = [self.predictor.to_original(m) for m in masks]
-        if self.min_mask_region_area > 0:
-            masks = [_remove_small_regions(m, self.min_mask_region_area) for m in masks]
-        rles = [_encode(m) for m in masks]
+        proposals = self._proposals()
+        rles = []  # masks are kept as RLE only: a thousand full-size bool masks of a large image would not fit
+        for _, _, stage, kind, unit in proposals:
+            mask = self.predictor.to_original(self.predictor.levels[stage].units(kind) == unit)
+            if self.min_mask_region_area > 0:
+                mask = _remove_small_regions(mask, self.min_mask_region_area)
+            rles.append(_encode(mask))
+        ious = [p[0] for p in proposals]
         keep = _mask_nms(rles, ious, self.mask_nms_thresh)
         if self.box_nms_thresh < 1.0 and keep:
-            boxes = torch.tensor([mask_utils.toBbox(rles[i]) for i in keep], dtype=torch.float32)
+            boxes = torch.tensor(np.array([mask_utils.toBbox(rles[i]) for i in keep]), dtype=torch.float32)
             boxes[:, 2:] += boxes[:, :2]
             keep = [keep[i] for i in nms(boxes, torch.tensor([ious[i] for i in keep]), self.box_nms_thresh).tolist()]
         keep.sort(key=lambda i: -ious[i])
@@ -104,43 +113,44 @@ class GroupMaskGenerator:
         height, width = self.predictor.original_size
         records = []
         for i in keep:
+            mask = _decode(rles[i])
+            iou, stability, stage, kind, _ = proposals[i]
             record = dict(
-                segmentation=masks[i] if self.output_mode == "binary_mask" else rles[i],
+                segmentation=mask if self.output_mode == "binary_mask" else rles[i],
                 area=int(mask_utils.area(rles[i])), bbox=[float(v) for v in mask_utils.toBbox(rles[i])],
-                predicted_iou=float(ious[i]), point_coords=[_inner_point(masks[i])],
-                stability_score=float(stabilities[i]), crop_box=[0, 0, width, height], stage=stages[i], unit=kinds[i],
+                predicted_iou=float(iou), point_coords=[_inner_point(mask)], stability_score=float(stability),
+                crop_box=[0, 0, width, height], stage=stage, unit=kind,
             )  # fmt: skip
             if vocab is not None:
-                record.update(label_mask(vocab, scores, masks[i]))
+                record.update(label_mask(vocab, scores, mask))
             records.append(record)
         return records
 
-    def _proposals(self):
-        """Every group of every stage and every piece of a group with several, scored and filtered."""
-        masks, stages, kinds, ious, stabilities = [], [], [], [], []
+    def _proposals(self) -> list[tuple[float, float, int, str, int]]:
+        """``(predicted_iou, stability_score, stage, unit kind, unit id)`` of every group of every stage and every
+        piece of a group with several, filtered by the thresholds, best first, at most ``max_proposals``."""
+        proposals = []
         for stage, level in enumerate(self.predictor.levels):
-            for group in np.unique(level.labels):
-                group_mask = level.labels == group
-                units = [("group", group_mask)]
-                pieces = np.nonzero(level.piece_group == group)[0]
-                if len(pieces) > 1:
-                    units += [("piece", level.pieces == p) for p in pieces]
-                for kind, mask in units:
-                    iou, stability = level.score(np.array([group]), mask, kind, self.stability_score_offset)
-                    if iou < self.pred_iou_thresh or stability < self.stability_score_thresh:
-                        continue
-                    masks.append(mask)
-                    stages.append(stage)
-                    kinds.append(kind)
-                    ious.append(iou)
-                    stabilities.append(stability)
-        return masks, stages, kinds, ious, stabilities
+            for group in np.unique(level.labels).tolist():
+                iou, stability = level.score(np.array([group]), level.labels == group, "group",
+                                             self.stability_score_offset)  # fmt: skip
+                proposals.append((iou, stability, stage, "group", group))
+                if (level.piece_group == group).sum() > 1:
+                    ids, ious, stabilities = level.piece_scores(group, self.stability_score_offset)
+                    proposals += [(float(i), float(s), stage, "piece", int(p)) for p, i, s in zip(ids, ious, stabilities)]
+        proposals = [p for p in proposals if p[0] >= self.pred_iou_thresh and p[1] >= self.stability_score_thresh]
+        proposals.sort(key=lambda p: -p[0])
+        return proposals[: self.max_proposals]
 
 
 def _encode(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
+
+
+def _decode(rle: dict) -> np.ndarray:
+    return mask_utils.decode(dict(rle, counts=rle["counts"].encode("ascii"))).astype(bool)
 
 
 def _mask_nms(rles: list[dict], scores: list[float], thresh: float) -> list[int]:

@@ -10,9 +10,11 @@ SAM's conventions: pixel coordinates (x, y) of the original image, label 1 = for
 ``masks`` ``[C, H, W]`` bool, ``scores`` ``[C]``, best first; ``multimask_output=False`` keeps the best only.
 
 A prompt selects units (:mod:`groupseg.prompts.units`: groups of each grouping stage and their connected pieces).
-One candidate per unit kind, finest first (stage-1 piece, stage-1 group, ..., final piece, final group): the union of
-the units under the positive points and of those lying mostly (≥ half their area) inside the box, minus, for each
-negative point, the coarsest unit under it that holds no positive point. These are the nested granularities of the
+One candidate per unit kind, finest first (stage-1 piece, stage-1 group, ..., final piece, final group): for each
+positive point the unit of that kind under it, or, if that unit holds a negative point, the coarsest finer unit that
+holds none; the units lying mostly (≥ half their area) inside the box; minus, for each negative point, the coarsest
+unit (of that kind or finer) under it that holds no positive point. So clicks refine: a later click of the other
+sign splits a unit into finer ones. These are the nested granularities of the
 hierarchy; each is scored by its ``predicted_iou`` (agreement of the hard mask with the soft assignment map),
 duplicates are dropped, and the rest come best first.
 
@@ -246,29 +248,36 @@ class GroupPredictor:
         for rank, (stage, kind) in enumerate(kinds):
             level = self.levels[stage]
             units = level.units(kind)
+            ladder = kinds[rank::-1]  # this unit kind, then finer ones
+            mask = np.zeros(units.shape, bool)
+            for y, x in positives:  # the coarsest unit under the point holding no negative point (else the finest)
+                mask |= self._unit_without(ladder, (y, x), negatives)
             chosen = set(units[positives[:, 0], positives[:, 1]].tolist())
             if window is not None:
-                chosen |= set(self._units_inside(units, window).tolist())
-            if not chosen:
-                continue
-            chosen_ids = np.array(sorted(chosen), np.int64)
-            mask = np.isin(units, chosen_ids)
+                inside = self._units_inside(units, window)
+                mask |= np.isin(units, inside)
+                chosen |= set(inside.tolist())
             removed = np.zeros_like(mask)
-            for y, x in negatives:
-                for finer_stage, finer_kind in reversed(kinds[: rank + 1]):  # the coarsest unit without a positive
-                    finer = self.levels[finer_stage].units(finer_kind)
-                    unit = finer[y, x]
-                    if len(positives) == 0 or not (finer[positives[:, 0], positives[:, 1]] == unit).any():
-                        removed |= finer == unit
-                        break
+            for y, x in negatives:  # the coarsest unit under the point holding no positive point (else nothing)
+                removed |= self._unit_without(ladder, (y, x), positives, fallback=False)
             mask &= ~removed
-            if mask.any():
-                predicted_iou, _ = level.score(level.unit_groups(kind, chosen_ids), mask, kind,
-                                               DEFAULT_STABILITY_OFFSET, removed)  # fmt: skip
+            if mask.any() and chosen:
+                groups = level.unit_groups(kind, np.array(sorted(chosen), np.int64))
+                predicted_iou, _ = level.score(groups, mask, kind, DEFAULT_STABILITY_OFFSET, removed)
                 candidates.append((mask, predicted_iou))
         if not candidates:
             raise PromptError("the prompts select nothing: the negative points remove every unit the others select")
         return _best_first_unique(candidates)
+
+    def _unit_without(self, ladder, point, others: np.ndarray, fallback: bool = True) -> np.ndarray:
+        """Mask of the first unit on the ``ladder`` of unit kinds (coarse to fine) under ``point`` that holds none of
+        the ``others`` points; with ``fallback`` the finest unit under it if all do, else an empty mask."""
+        y, x = point
+        for stage, kind in ladder:
+            units = self.levels[stage].units(kind)
+            if len(others) == 0 or not (units[others[:, 0], others[:, 1]] == units[y, x]).any():
+                return units == units[y, x]
+        return units == units[y, x] if fallback else np.zeros(units.shape, bool)
 
     @staticmethod
     def _units_inside(units: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
