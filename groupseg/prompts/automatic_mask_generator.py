@@ -160,11 +160,13 @@ def _mask_nms(rles: list[dict], scores: list[float], thresh: float) -> list[int]
         return []
     ious = np.asarray(mask_utils.iou([rles[i] for i in order], [rles[i] for i in order], [0] * len(order)))
     ious = ious.reshape(len(order), len(order))
+    suppressed = np.zeros(len(order), bool)
     kept: list[int] = []
     for a in range(len(order)):
-        if all(ious[a, b] <= thresh for b in kept):
-            kept.append(a)
-    return [order[a] for a in kept]
+        if not suppressed[a]:
+            kept.append(order[a])
+            suppressed |= ious[a] > thresh
+    return kept
 
 
 def _remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -183,9 +185,13 @@ def _remove_small_regions(mask: np.ndarray, min_area: int) -> np.ndarray:
 
 def _inner_point(mask: np.ndarray) -> list[float]:
     """(x, y) of the pixel deepest inside the mask, a point prompt that selects it again."""
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size == 0:
+        return [0.0, 0.0]
+    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # the distance transform of the box only
+    depth = ndimage.distance_transform_edt(np.pad(crop, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return [float(x) + 0.5, float(y) + 0.5]
+    return [float(cols[0] + x) + 0.5, float(rows[0] + y) + 0.5]
 
 
 def label_mask(vocab: Vocabulary, scores: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
