@@ -2,11 +2,12 @@
 """Evaluate promptable masks on any COCO-format instance set: proposal recall, clicks, and labels.
 
     python tools/eval_prompts.py --images DIR --instances instances.json --checkpoint [NAME=]CKPT ...
-        [--baseline felzenszwalb|slic ...] [--vocab V] [--short-side N] [--bg-thresh T] [--bg-score S]
+        [--baseline felzenszwalb|slic|felzenszwalb-single|slic-single ...] [--vocab V] [--short-side N] [--bg-thresh T] [--bg-score S]
         [--max-images N] [--max-clicks 20] [--json metrics.json]
 
 Methods side by side, each on the same images and objects: every --checkpoint (GroupViT, through
-GroupMaskGenerator and GroupPredictor) and every --baseline (scikit-image superpixels as units, RegionPredictor).
+GroupMaskGenerator and GroupPredictor) and every --baseline (scikit-image superpixels as units, RegionPredictor:
+three levels of superpixels, or one with the -single variants).
 
 - Proposals: AR@10 / AR@100 / AR@1000, pycocotools COCOeval "segm" with params.useCats = 0 (class-agnostic),
   score = predicted_iou.
@@ -35,6 +36,8 @@ from groupseg.prompts import GroupMaskGenerator, GroupPredictor, RegionPredictor
 from groupseg.zeroshot import VocabularyError, load_rgb, parse_vocabulary  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
+BASELINES = ("felzenszwalb", "slic", "felzenszwalb-single", "slic-single")
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,8 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instances", required=True, help="COCO instances JSON")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]CKPT",
                         help="GroupViT weights to evaluate (repeat for several)")
-    parser.add_argument("--baseline", action="append", default=[], choices=("felzenszwalb", "slic"),
-                        help="classical superpixel baseline (repeat for several)")
+    parser.add_argument("--baseline", action="append", default=[], choices=BASELINES,
+                        help="classical superpixel baseline (repeat for several): three levels of superpixels, or "
+                             "one with -single")  # fmt: skip
     parser.add_argument("--vocab", help="label proposals with these classes and score label accuracy")
     parser.add_argument("--short-side", type=int, help="resize images to this short side first (default: as is)")
     parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
@@ -112,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             predictor = GroupPredictor(path, short_side=args.short_side, bg_thresh=args.bg_thresh, bg_score=args.bg_score)
             methods.append((name, GroupMaskGenerator(predictor, output_mode="coco_rle"), vocab))
         for method in args.baseline:
-            methods.append((method, GroupMaskGenerator(RegionPredictor(method), output_mode="coco_rle"), None))
+            regions = RegionPredictor(method.split("-")[0], levels=[{}] if method.endswith("-single") else None)
+            methods.append((method, GroupMaskGenerator(regions, output_mode="coco_rle"), None))
     except (CheckpointError, VocabularyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
