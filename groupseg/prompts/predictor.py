@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from ..models import GroupViT
 from ..zeroshot.embeddings import class_embeddings
-from ..zeroshot.head import BG_SCORES, group_maps, seg_logits
+from ..zeroshot.head import BG_SCORES, BgScore, group_maps, seg_logits
 from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load_rgb
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 from .units import EIGHT_CONNECTED, Level, UnitKind
@@ -68,7 +68,7 @@ class GroupPredictor:
         short_side: int | None = None,
         vocabulary: VocabularySpec | None = None,
         bg_thresh: float = 0.95,
-        bg_score: Literal["probability", "cosine"] = "probability",
+        bg_score: BgScore = "probability",
         topk: int = 5,
         device: str | torch.device | None = None,
     ):
