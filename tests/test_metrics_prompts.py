@@ -83,7 +83,8 @@ def test_proposal_recall_is_class_agnostic_and_zero_without_proposals():
     relabelled = [dict(r, category_id=2) for r in results]  # wrong categories do not matter
     assert proposal_recall(instances, relabelled) == proposal_recall(instances, results)
     assert proposal_recall(instances, []) == {"AR@10": 0.0, "AR@100": 0.0, "AR@1000": 0.0}
-    perfect = [dict(image_id=a["image_id"], segmentation=a["segmentation"], score=1.0) for a in instances["annotations"]]
+    annotations = instances["annotations"]
+    perfect = [dict(image_id=a["image_id"], segmentation=a["segmentation"], score=1.0) for a in annotations]
     assert proposal_recall(instances, perfect)["AR@10"] == pytest.approx(1.0)
 
 

@@ -197,9 +197,10 @@ def test_pieces_scored_at_once_score_as_each_alone(sharp_tiny_model):
 
 
 def test_generator_thresholds_filter_as_sams_do(tiny_model, word_embeds):
-    everything = GroupMaskGenerator(HandBuilt(tiny_model, word_embeds)).generate(np.zeros((SIZE, SIZE, 3), np.uint8))
+    blank = np.zeros((SIZE, SIZE, 3), np.uint8)
+    everything = GroupMaskGenerator(HandBuilt(tiny_model, word_embeds)).generate(blank)
     cut = sorted(r["predicted_iou"] for r in everything)[3]
-    kept = GroupMaskGenerator(HandBuilt(tiny_model, word_embeds), pred_iou_thresh=cut).generate(np.zeros((8, 8, 3), np.uint8))
+    kept = GroupMaskGenerator(HandBuilt(tiny_model, word_embeds), pred_iou_thresh=cut).generate(blank)
     assert len(kept) == sum(r["predicted_iou"] >= cut for r in everything) < len(everything)
 
 

@@ -2,8 +2,8 @@
 """Evaluate promptable masks on any COCO-format instance set: proposal recall, clicks, and labels.
 
     python tools/eval_prompts.py --images DIR --instances instances.json --checkpoint [NAME=]CKPT ...
-        [--baseline felzenszwalb|slic|felzenszwalb-single|slic-single ...] [--vocab V] [--short-side N] [--bg-thresh T] [--bg-score S]
-        [--max-images N] [--max-clicks 20] [--json metrics.json]
+        [--baseline felzenszwalb|slic|felzenszwalb-single|slic-single ...] [--vocab V] [--short-side N]
+        [--bg-thresh T] [--bg-score S] [--max-images N] [--max-clicks 20] [--json metrics.json]
 
 Methods side by side, each on the same images and objects: every --checkpoint (GroupViT, through
 GroupMaskGenerator and GroupPredictor) and every --baseline (scikit-image superpixels as units, RegionPredictor:
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         image_ids = sorted(coco.imgs)[: args.max_images] if args.max_images else sorted(coco.imgs)
         if not image_ids:
             raise ValueError(f"{args.instances} has no images")
-        missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
+        files = [coco.imgs[i]["file_name"] for i in image_ids]
+        missing = [name for name in files if not (images_dir / name).is_file()]
         if missing:
             raise ValueError(f"{len(missing)} images of {args.instances} are not in {images_dir}, e.g. {missing[0]}")
         vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         for spec in args.checkpoint:
             name, eq, path = spec.partition("=")
             name, path = (name, path) if eq else (Path(spec).name, spec)
-            predictor = GroupPredictor(path, short_side=args.short_side, bg_thresh=args.bg_thresh, bg_score=args.bg_score)
+            predictor = GroupPredictor(path, short_side=args.short_side, bg_thresh=args.bg_thresh,
+                                       bg_score=args.bg_score)  # fmt: skip
             methods.append((name, GroupMaskGenerator(predictor, output_mode="coco_rle"), vocab))
         for method in args.baseline:
             regions = RegionPredictor(method.split("-")[0], levels=[{}] if method.endswith("-single") else None)

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results))
-    print(f"{len(results)} masks on {len(images)} images in {seconds:.2f} s ({seconds / len(images):.3f} s/image): {out}")
+    per_image = seconds / len(images)
+    print(f"{len(results)} masks on {len(images)} images in {seconds:.2f} s ({per_image:.3f} s/image): {out}")
     if show:
         print(f"overlays: {show}")
     return 0

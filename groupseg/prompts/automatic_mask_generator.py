@@ -137,7 +137,8 @@ class GroupMaskGenerator:
                 proposals.append((iou, stability, stage, "group", group))
                 if (level.piece_group == group).sum() > 1:
                     ids, ious, stabilities = level.piece_scores(group, self.stability_score_offset)
-                    proposals += [(float(i), float(s), stage, "piece", int(p)) for p, i, s in zip(ids, ious, stabilities)]
+                    proposals += [(float(i), float(s), stage, "piece", int(p))
+                                  for p, i, s in zip(ids, ious, stabilities)]  # fmt: skip
         proposals = [p for p in proposals if p[0] >= self.pred_iou_thresh and p[1] >= self.stability_score_thresh]
         proposals.sort(key=lambda p: -p[0])
         return proposals[: self.max_proposals]

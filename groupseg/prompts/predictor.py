@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

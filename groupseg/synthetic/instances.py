@@ -56,7 +56,9 @@ def instances(num: int, config: WorldConfig, seed: int = 0, split: str = "val", 
     return dict(images=images, annotations=annotations, categories=categories)
 
 
-def write_instances(out_dir: str | Path, num: int, config: WorldConfig, seed: int = 0, split: str = "val") -> list[Path]:
+def write_instances(
+    out_dir: str | Path, num: int, config: WorldConfig, seed: int = 0, split: str = "val"
+) -> list[Path]:
     """Write ``instances.json`` and ``instances_colours.json`` into the held-out folder ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
