@@ -123,16 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, VocabularyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table = [evaluate(name, generator, coco, image_ids, images_dir, method_vocab, args.max_clicks)
-             for name, generator, method_vocab in methods]  # fmt: skip
     columns = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels_right_%", "proposals_per_image",
                "generate_s_per_image"]  # fmt: skip
-    print(f"{len(image_ids)} images, {table[0]['objects']} objects ({args.instances})")
-    print(f"{'method':24}" + "".join(f"{c:>12}" for c in ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90",
-                                                         "labels %", "props/img", "gen s/img"]))  # fmt: skip
-    for row in table:
-        cells = [f"{row[c]:>12.3f}" if c in row else f"{'-':>12}" for c in columns]
-        print(f"{row['method']:24}" + "".join(cells))
+    heads = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels %", "props/img", "gen s/img"]
+    print(f"{len(image_ids)} images, {sum(len(coco.imgToAnns[i]) for i in image_ids)} objects ({args.instances})")
+    print(f"{'method':24}" + "".join(f"{h:>12}" for h in heads), flush=True)
+    table = []
+    for name, generator, method_vocab in methods:  # each row as soon as it is measured
+        row = evaluate(name, generator, coco, image_ids, images_dir, method_vocab, args.max_clicks)
+        print(f"{row['method']:24}" + "".join(f"{row[c]:>12.3f}" if c in row else f"{'-':>12}" for c in columns),
+              flush=True)  # fmt: skip
+        table.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1))
     return 0
