@@ -5,7 +5,8 @@
 
 OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``) and
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
-vocabulary files classes.txt, synonyms.txt, colours.txt). The same seed and settings give byte-identical files.
+vocabulary files classes.txt, synonyms.txt, colours.txt, and the COCO instances instances.json (categories = kinds)
+and instances_colours.json (categories = colours)). The same seed and settings give byte-identical files.
 
 OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/`` and
 ``val/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
@@ -28,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
+from groupseg.synthetic.instances import write_instances  # noqa: E402
 from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(max(1, args.workers)) as pool:
             done = [pool.submit(_shard, job) for job in jobs]
             done.append(pool.submit(write_segmentation, partial / "val", args.val, world, args.seed))
+            done.append(pool.submit(write_instances, partial / "val", args.val, world, args.seed))
             for future in done:
                 future.result()
         _move_into_place(partial, out)
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print("0 training pairs (no training shards written)")
     print(f"{args.val} held-out images (PASCAL VOC layout): {out / 'val'}")
     print(f"vocabularies: {', '.join(str(out / 'val' / n) for n in ('classes.txt', 'synonyms.txt', 'colours.txt'))}")
+    print(f"COCO instances: {out / 'val' / 'instances.json'}, {out / 'val' / 'instances_colours.json'}")
     print(f"world: {json.dumps({f.name: getattr(world, f.name) for f in fields(world)})}")
     print(f"done in {seconds:.1f} s")
     return 0

@@ -26,8 +26,9 @@ BgScore = Literal["probability", "cosine"]  # what bg_thresh thresholds: the off
 BG_SCORES = get_args(BgScore)
 
 
-def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, G, H, W]`` soft membership of each pixel in each last-stage group (sums to 1 over groups): the per-stage
+    soft assignments ``[B, Gout, N]`` chained and bilinearly upsampled. Channels-last memory."""
     chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
@@ -35,7 +36,12 @@ def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int]
     # [B, N, G] is already channels-last memory: upsampling that layout is ~5× faster on CPU than NCHW (same values
     # up to the last bit of rounding; the head parity tests compare labels on every pixel)
     maps = chained.reshape(batch, *grid, groups).permute(0, 3, 1, 2)
-    maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+    maps = group_maps(soft_assignments, grid, size)
     return maps.max(dim=1).indices  # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
 
 

@@ -1,0 +1,7 @@
+"""Metrics as the field computes them: class-agnostic mask-proposal recall (COCOeval) and interactive clicks (RITM)."""
+from .interactive import ClickResult, click_summary, next_click, number_of_clicks, run_clicks
+from .proposals import load_coco, proposal_recall
+
+__all__ = [
+    "ClickResult", "click_summary", "load_coco", "next_click", "number_of_clicks", "proposal_recall", "run_clicks",
+]
