@@ -3,9 +3,11 @@
 
     python tools/make_synthetic.py [OUT] [--train N] [--val N] [--seed S] [--set key=value ...]
 
-OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``) and
+OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``),
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
-vocabulary files classes.txt, synonyms.txt, colours.txt). The same seed and settings give byte-identical files.
+vocabulary files classes.txt, synonyms.txt, colours.txt) and ``support/`` (``--support N`` images in the same layout
+from a seed space of their own, with exemplar vocabularies; groupseg/synthetic/support.py). The same seed and
+settings give byte-identical files.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
+from groupseg.synthetic.support import write_support  # noqa: E402
 from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
 
@@ -30,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("out", nargs="?", default="data/synthetic", help="output folder (default data/synthetic)")
     parser.add_argument("--train", type=int, default=60_000, help="training pairs (default 60000)")
     parser.add_argument("--val", type=int, default=500, help="held-out segmentation images (default 500)")
+    parser.add_argument("--support", type=int, default=200,
+                        help="support images for exemplars and few-shot episodes (default 200; own seed space)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=5000, help="pairs per shard (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
@@ -65,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.train < 0 or args.val < 1 or args.shard_size < 1:
-        print("error: need --train >= 0, --val >= 1 and --shard-size >= 1", file=sys.stderr)
+    if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0:
+        print("error: need --train >= 0, --val >= 1, --support >= 0 and --shard-size >= 1", file=sys.stderr)
         return 2
     out = Path(args.out)
     start = time.perf_counter()
@@ -76,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max(1, args.workers)) as pool:
         done = [pool.submit(_shard, job) for job in jobs]
         done.append(pool.submit(write_segmentation, out / "val", args.val, world, args.seed))
+        if args.support:
+            done.append(pool.submit(write_support, out / "support", args.support, world, args.seed))
         for future in done:
             future.result()
     seconds = time.perf_counter() - start
     pattern = f"{out / 'train'}/{{00000..{shards - 1:05d}}}.tar"
     print(f"{args.train} training pairs in {shards} shards: {pattern}")
     print(f"{args.val} held-out images (PASCAL VOC layout): {out / 'val'}")
+    if args.support:
+        print(f"{args.support} support images (same layout, exemplar vocabularies): {out / 'support'}")
     print(f"vocabularies: {', '.join(str(out / 'val' / n) for n in ('classes.txt', 'synonyms.txt', 'colours.txt'))}")
     print(f"world: {json.dumps({f.name: getattr(world, f.name) for f in fields(world)})}")
     print(f"done in {seconds:.1f} s")

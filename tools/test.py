@@ -72,6 +72,8 @@ def build_config(args: argparse.Namespace) -> Config:
     else:
         check_fits_dataset(vocab, labels, f"{dataset.type} ({args.config})")
     cfg.model.vocabulary = vocab.to_config()
+    if vocab.has_exemplars and cfg.model.get("test_cfg", {}).get("exemplar_scale") is None:
+        cfg.model.setdefault("test_cfg", {})["exemplar_scale"] = pipeline_scale(dataset)  # exemplars resized as images
     check_dataset_files(dataset)
 
     if args.out:
@@ -79,6 +81,14 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.show_dir:
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ZeroShotOverlayHook", out_dir=args.show_dir)]
     return cfg
+
+
+def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
+    """The ``(long, short)`` bound of the test pipeline's keep-ratio ``Resize`` (``None`` if images keep their size)."""
+    for step in dataset_cfg.get("pipeline") or []:
+        if step.get("type") in ("Resize", "mmcv.Resize") and step.get("keep_ratio") and step.get("scale"):
+            return tuple(step["scale"])
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 BG_SCORES = ("probability", "cosine")  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
 
 
-def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, G, H, W]`` soft assignment of each pixel to the final groups: the per-stage soft assignments
+    ``[B, Gout, N]`` chained (each pixel's weights sum to 1) and bilinearly upsampled to ``size``."""
     chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
@@ -34,8 +35,13 @@ def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int]
     # [B, N, G] is already channels-last memory: upsampling that layout is ~5× faster on CPU than NCHW (same values
     # up to the last bit of rounding; the head parity tests compare labels on every pixel)
     maps = chained.reshape(batch, *grid, groups).permute(0, 3, 1, 2)
-    maps = F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
-    return maps.max(dim=1).indices  # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+    return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+    # max(dim=1).indices = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+    return group_maps(soft_assignments, grid, size).max(dim=1).indices
 
 
 def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
