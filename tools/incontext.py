@@ -36,8 +36,8 @@ IGNORE = 255
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="+", help="images to segment")
-    parser.add_argument("--prompt-image", action="append", required=True, help="example image (repeat for more pairs)")
-    parser.add_argument("--prompt-mask", action="append", required=True,
+    parser.add_argument("--prompt-image", action="append", default=[], help="example image (repeat for more pairs)")
+    parser.add_argument("--prompt-mask", action="append", default=[],
                         help="its label PNG, one id per class (repeat, in the order of --prompt-image)")  # fmt: skip
     parser.add_argument("--checkpoint", default=os.environ.get("GROUPSEG_CHECKPOINT"),
                         help="GroupViT weights (default: $GROUPSEG_CHECKPOINT)")  # fmt: skip
@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prompt_classes(images: list[str], masks: list[str]) -> tuple[list[int], list[Exemplar], list[int] | None]:
     """The ids of the prompt masks, one exemplar per (pair, id), and the first mask's palette (if it has one)."""
+    if not images and not masks:
+        raise ValueError("give at least one example: --prompt-image IMAGE --prompt-mask MASK")
     if len(images) != len(masks):
         raise ValueError(f"{len(images)} --prompt-image but {len(masks)} --prompt-mask: give them in pairs")
     exemplars, ids = [], set()

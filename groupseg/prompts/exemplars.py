@@ -124,7 +124,7 @@ class Exemplar:
         except ValueError as err:
             raise ExemplarError(f"{what}: {err}") from None
         labels = read_mask(self.mask, what)
-        mask_name = self.mask if isinstance(self.mask, (str, os.PathLike)) else "the mask"
+        mask_name = f"mask {self.mask}" if isinstance(self.mask, (str, os.PathLike)) else "the mask"
         if labels.shape != rgb.shape[:2]:
             raise ExemplarError(
                 f"{what}: {mask_name} is {labels.shape[1]}×{labels.shape[0]} but the image is "

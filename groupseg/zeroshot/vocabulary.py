@@ -184,7 +184,8 @@ def _exemplar_class():
 
 def _read_text_spec(spec: str | os.PathLike) -> tuple[list[str], list[str] | None, Path | None]:
     path = Path(spec)
-    if isinstance(spec, os.PathLike) or path.suffix in (".txt", ".vocab") or os.sep in str(spec):
+    entries_like = isinstance(spec, str) and any(c in spec for c in ";,=")  # a list of entries, not a file name
+    if isinstance(spec, os.PathLike) or (not entries_like and (path.suffix in (".txt", ".vocab") or os.sep in spec)):
         if not path.is_file():
             raise VocabularyError(f"vocabulary file {path} does not exist")
     if path.is_file():
