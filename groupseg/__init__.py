@@ -19,6 +19,10 @@ def __getattr__(name: str):
         from .models.checkpoint import save_checkpoint
 
         return save_checkpoint
+    if name == "Exemplar":
+        from .prompts.exemplars import Exemplar
+
+        return Exemplar
     if name == "ZeroShotSegmenter":
         from .zeroshot.single_image import ZeroShotSegmenter
 
@@ -26,4 +30,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'groupseg' has no attribute {name!r}")
 
 
-__all__ = ["GroupViT", "GroupViTConfig", "ZeroShotSegmenter", "build_config", "load_model", "save_checkpoint", "tokenize"]
+__all__ = [
+    "Exemplar", "GroupViT", "GroupViTConfig", "ZeroShotSegmenter", "build_config", "load_model", "save_checkpoint",
+    "tokenize",
+]  # fmt: skip
