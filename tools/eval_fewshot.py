@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One-shot / few-shot segmentation in the field's protocol: fixed episodes, foreground IoU per class, mean over classes.
 
-    python tools/eval_fewshot.py synthetic data/synthetic --checkpoint CKPT [--labels shapes|colours]
+    python tools/eval_fewshot.py synthetic data/synthetic --checkpoint CKPT [--labels shapes|colours] [--support DIR]
     python tools/eval_fewshot.py fss1000 data/FSS-1000 --split-file test.txt --checkpoint CKPT
     python tools/eval_fewshot.py coco20i data/coco --fold 0 --checkpoint CKPT [--episodes 1000]
         [--shots 1 5] [--seed 0] [--method exemplar|colour] [--bg-thresh T] [--short-side N] [--json FILE]
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, help="episodes drawn at random (default: every query once; COCO 1000)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), default="shapes", help="synthetic: which labels")
+    parser.add_argument("--support", help="synthetic: the support split (default ROOT/support)")
     parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all)")
     parser.add_argument("--fold", type=int, default=0, help="COCO-20i fold 0-3 (default 0)")
     parser.add_argument("--bg-thresh", type=float, default=DEFAULT_BG_THRESH,
@@ -61,7 +62,7 @@ def datasets(args: argparse.Namespace):
     if args.dataset == "synthetic":
         vocab, masks = EVAL_VOCABULARIES[args.labels]
         query = VOCLayout(osp.join(args.root, "val"), vocab, masks)
-        support = VOCLayout(osp.join(args.root, "support"), vocab, masks)
+        support = VOCLayout(args.support or osp.join(args.root, "support"), vocab, masks)
         return support, query, None
     if args.dataset == "fss1000":
         data = FSS1000(args.root, args.split_file)

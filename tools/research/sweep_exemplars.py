@@ -2,7 +2,8 @@
 """The choices behind exemplars, measured on the synthetic world's ``dev`` split (never trained on, never the held-out
 set): the pixel → group coverage rule (hard / soft) and the background threshold for exemplar classes.
 
-    python tools/research/sweep_exemplars.py CHECKPOINT [--data data/synthetic] [--images 300] [--work work_dirs/sweep_exemplars]
+    python tools/research/sweep_exemplars.py CHECKPOINT [--data data/synthetic] [--support DIR] [--images 300]
+        [--work work_dirs/sweep_exemplars]
 
 Writes the dev split of DATA's world (``val/world.json``; the split's own seed space) to WORK, then prints JSON lines:
 - ``fewshot``: 1- and 5-shot foreground IoU (groupseg.metrics.few_shot) with supports from DATA/support and queries
@@ -89,10 +90,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--data", default="data/synthetic", help="the world (val/world.json, support/)")
+    parser.add_argument("--support", help="the support split (default DATA/support)")
     parser.add_argument("--images", type=int, default=300, help="dev images (default 300)")
     parser.add_argument("--work", default="work_dirs/sweep_exemplars")
     args = parser.parse_args()
     data, work = Path(args.data), Path(args.work)
+    support_dir = Path(args.support) if args.support else data / "support"
     world = json.loads((data / "val" / "world.json").read_text())
     seed = world.pop("seed")
     world.pop("split")
@@ -102,13 +105,13 @@ def main() -> int:
     torch.set_grad_enabled(False)
     model = load_model(args.checkpoint).eval()
     for label, (vocab, masks) in EVAL_VOCABULARIES.items():
-        query, support = VOCLayout(dev, vocab, masks), VOCLayout(data / "support", vocab, masks)
+        query, support = VOCLayout(dev, vocab, masks), VOCLayout(support_dir, vocab, masks)
         names = (dev / "ImageSets" / "Segmentation" / "dev.txt").read_text().split()
         out, soft, groups = tower(model, query, names)
         fewshot(model, support, query, out, groups, {n: i for i, n in enumerate(names)}, label)
         gts = np.stack([np.asarray(Image.open(dev / masks / f"{n}.png"), np.int64) for n in names])
         for filename in VOCAB_FILES[label]:
-            vocabulary_miou(model, (data / "support" / filename) if "exemplars" in filename else dev / filename,
+            vocabulary_miou(model, (support_dir / filename) if "exemplars" in filename else dev / filename,
                             out, soft, gts, label)  # fmt: skip
     return 0
 
