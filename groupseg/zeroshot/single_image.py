@@ -90,7 +90,7 @@ class ZeroShotSegmenter:
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
         background: bool = True,
-        mode: str = "whole",
+        mode: Literal["whole", "slide"] = "whole",
         short_side: int | None = 448,
         crop_size: int = 448,
         stride: int = 224,
