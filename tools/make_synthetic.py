@@ -3,13 +3,15 @@
 
     python tools/make_synthetic.py [OUT] [--train N] [--val N] [--seed S] [--set key=value ...]
 
-OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``) and
+OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``),
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
 vocabulary files classes.txt, synonyms.txt, colours.txt, and the COCO instances instances.json (categories = kinds)
-and instances_colours.json (categories = colours)). The same seed and settings give byte-identical files.
+and instances_colours.json (categories = colours)) and ``support/`` (``--support N`` images in the same layout from a
+seed space of their own, with exemplar vocabularies; groupseg/synthetic/support.py). The same seed and settings give
+byte-identical files.
 
-OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/`` and
-``val/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
+OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/``, ``val/`` and
+``support/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
 interrupted run leaves OUT as it was.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 from groupseg.synthetic.instances import write_instances  # noqa: E402
+from groupseg.synthetic.support import write_support  # noqa: E402
 from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
 
@@ -38,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("out", nargs="?", default="data/synthetic", help="output folder (default data/synthetic)")
     parser.add_argument("--train", type=int, default=60_000, help="training pairs (default 60000)")
     parser.add_argument("--val", type=int, default=500, help="held-out segmentation images (default 500)")
+    parser.add_argument("--support", type=int, default=200,
+                        help="support images for exemplars and few-shot episodes (default 200; own seed space)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace the synthetic world already in OUT")
     parser.add_argument("--shard-size", type=int, default=5000, help="pairs per shard (default 5000)")
@@ -67,7 +72,7 @@ def _shard(job: tuple[str, int, int, WorldConfig, int, int]) -> None:
     write_pairs(out, count, world, seed=seed, shard_size=shard_size, first_shard=start)
 
 
-WORLD_ENTRIES = {"train", "val"}  # what this tool writes into OUT (and all that --overwrite may replace)
+WORLD_ENTRIES = {"train", "val", "support"}  # what this tool writes into OUT (and all that --overwrite may replace)
 
 
 def check_out(out: Path, overwrite: bool) -> None:
@@ -92,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     try:
         world = world_from(args.set)
-        if args.train < 0 or args.val < 1 or args.shard_size < 1:
-            raise ValueError("need --train >= 0, --val >= 1 and --shard-size >= 1")
+        if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0:
+            raise ValueError("need --train >= 0, --val >= 1, --support >= 0 and --shard-size >= 1")
         check_out(out, args.overwrite)
     except (TypeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -109,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             done = [pool.submit(_shard, job) for job in jobs]
             done.append(pool.submit(write_segmentation, partial / "val", args.val, world, args.seed))
             done.append(pool.submit(write_instances, partial / "val", args.val, world, args.seed))
+            if args.support:
+                done.append(pool.submit(write_support, partial / "support", args.support, world, args.seed))
             for future in done:
                 future.result()
         _move_into_place(partial, out)
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("0 training pairs (no training shards written)")
     print(f"{args.val} held-out images (PASCAL VOC layout): {out / 'val'}")
+    if args.support:
+        print(f"{args.support} support images (same layout, exemplar vocabularies): {out / 'support'}")
     print(f"vocabularies: {', '.join(str(out / 'val' / n) for n in ('classes.txt', 'synonyms.txt', 'colours.txt'))}")
     print(f"COCO instances: {out / 'val' / 'instances.json'}, {out / 'val' / 'instances_colours.json'}")
     print(f"world: {json.dumps({f.name: getattr(world, f.name) for f in fields(world)})}")

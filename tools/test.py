@@ -105,6 +105,8 @@ def build_config(args: argparse.Namespace) -> Config:
     else:
         check_fits_dataset(vocab, labels, f"{dataset.type} ({args.config})")
     cfg.model.vocabulary = vocab.to_config()
+    if vocab.has_exemplars and cfg.model.get("test_cfg", {}).get("exemplar_scale") is None:
+        cfg.model.setdefault("test_cfg", {})["exemplar_scale"] = pipeline_scale(dataset)  # exemplars resized as images
     check_dataset_files(dataset)
     check_samples(dataset, num_labels=len(vocab) if labels is None else None)
 
@@ -130,6 +132,14 @@ def check_load_from(load_from: str | None) -> None:
         raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not "
                               f"plain weights and could run code; if you trust the file, set "
                               f"{TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
+
+
+def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
+    """The ``(long, short)`` bound of the test pipeline's keep-ratio ``Resize`` (``None`` if images keep their size)."""
+    for step in dataset_cfg.get("pipeline") or []:
+        if step.get("type") in ("Resize", "mmcv.Resize") and step.get("keep_ratio") and step.get("scale"):
+            return tuple(step["scale"])
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
