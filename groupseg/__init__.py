@@ -23,7 +23,12 @@ def __getattr__(name: str):
         from .zeroshot.single_image import ZeroShotSegmenter
 
         return ZeroShotSegmenter
+    if name == "VideoSegmenter":
+        from .video.segmenter import VideoSegmenter
+
+        return VideoSegmenter
     raise AttributeError(f"module 'groupseg' has no attribute {name!r}")
 
 
-__all__ = ["GroupViT", "GroupViTConfig", "ZeroShotSegmenter", "build_config", "load_model", "save_checkpoint", "tokenize"]
+__all__ = ["GroupViT", "GroupViTConfig", "VideoSegmenter", "ZeroShotSegmenter", "build_config", "load_model",
+           "save_checkpoint", "tokenize"]  # fmt: skip

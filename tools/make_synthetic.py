@@ -2,6 +2,7 @@
 """Generate the synthetic world: image–caption training shards and a held-out PASCAL VOC-layout segmentation set.
 
     python tools/make_synthetic.py [OUT] [--train N] [--val N] [--seed S] [--set key=value ...]
+    python tools/make_synthetic.py [OUT] --video N [--video-frames T] [--seed S] [--set key=value ...]
 
 OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``) and
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
@@ -33,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-size", type=int, default=5000, help="pairs per shard (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--video", type=int, default=0, metavar="N",
+                        help="write N video clips (VIPSeg layout) to OUT/video instead of the image world")  # fmt: skip
+    parser.add_argument("--video-frames", type=int, default=32, help="frames per clip (default 32)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="world settings (groupseg.synthetic.world.WorldConfig), e.g. image_size=48 "
                              "num_objects='(0.5,0.5)' p_name_all=1.0")  # fmt: skip
@@ -70,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     start = time.perf_counter()
+    if args.video:
+        from groupseg.synthetic.video import VideoConfig, write_clips
+
+        try:
+            config = VideoConfig(world=world, frames=args.video_frames)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        clips = write_clips(out / "video", args.video, config, seed=args.seed)
+        print(f"{args.video} clips of {args.video_frames} frames (VIPSeg layout): {clips}; vocabularies classes.txt "
+              f"(masks panomasks), colours.txt (panomasks_colours); done in {time.perf_counter() - start:.1f} s")
+        return 0
     shards = math.ceil(args.train / args.shard_size)
     jobs = [(str(out / "train"), s, min(args.shard_size, args.train - s * args.shard_size), world, args.seed,
              args.shard_size) for s in range(shards)]  # fmt: skip

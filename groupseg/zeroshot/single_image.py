@@ -74,6 +74,7 @@ class ZeroShotSegmenter:
         classes: vocabulary (list, "cat,dog" string or file; see :mod:`groupseg.zeroshot.vocabulary`).
         templates: prompt templates (default the official ``"a photo of a {}."``).
         bg_thresh: background threshold (official: VOC/COCO-Object 0.95, Context 0.35).
+        bg_score: what ``bg_thresh`` thresholds: each segment's best ``"probability"`` (official) or ``"cosine"``.
         background: put a thresholded ``"background"`` label 0 in front of ``classes`` if it is not there.
         mode: ``"whole"`` (one pass) or ``"slide"`` (crops ``crop_size``, step ``stride``, as in evaluation).
         short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation.
@@ -85,6 +86,7 @@ class ZeroShotSegmenter:
         classes: VocabularySpec,
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
+        bg_score: str = "probability",
         background: bool = True,
         mode: str = "whole",
         short_side: int = 448,
@@ -102,7 +104,8 @@ class ZeroShotSegmenter:
         elif device is not None:
             model = model.to(device)
         preprocessor = SegDataPreProcessor(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
-        test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh)
+        test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh,
+                        bg_score=bg_score)  # fmt: skip
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
                                            data_preprocessor=preprocessor)  # fmt: skip
         self.segmentor.to(next(model.parameters()).device).eval()
