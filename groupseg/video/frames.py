@@ -87,8 +87,8 @@ def _open_video(path: Path):
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise FramesError(f"cannot read {path} as a video ({type(err).__name__}: {err}); give a video file or a "
-                          f"folder of frames") from None  # fmt: skip
+        reason = getattr(err, "strerror", None) or err
+        raise FramesError(f"cannot read {path} as a video ({reason}); give a video file or a folder of frames") from None
     if not container.streams.video:
         container.close()
         raise FramesError(f"{path} has no video stream")
