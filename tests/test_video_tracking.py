@@ -136,6 +136,9 @@ def test_tracked_frames_hold_panoptic_ids_tracks_and_any_frame_size(sharp_tiny_m
     assert set(ids) <= {t["id"] for t in tracks}
     for track in tracks:
         assert track["class"] == seg.classes[track["label"]] and 0 <= track["first_frame"] <= track["last_frame"] < 6
+    for segment in frames[0].segments.segments:  # centroids from one pass over the frame = from each mask
+        ys, xs = np.nonzero(segment.mask)
+        np.testing.assert_allclose(segment.centroid, [ys.mean(), xs.mean()])
     overlay = frames[-1].overlay(scale=4)
     assert overlay.shape == (128, 224, 3)
     with pytest.raises(groupseg.zeroshot.VocabularyError, match="stuff"):

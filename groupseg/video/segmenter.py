@@ -193,7 +193,12 @@ class VideoSegmenter:
             for piece in keep:
                 mask = (pieces == piece) | (small if piece == largest else False)
                 index_map[mask] = len(segments)
-                segments.append(Segment(mask, embeds[group], scores[group], group))
+                segments.append(Segment(mask, embeds[group], scores[group], group, centroid=np.zeros(2)))
+        area = np.bincount(index_map.ravel(), minlength=len(segments))
+        for axis, coords in enumerate(np.indices(index_map.shape)):  # all centroids in one pass over the pixels
+            sums = np.bincount(index_map.ravel(), weights=coords.ravel(), minlength=len(segments))
+            for segment, total, count in zip(segments, sums, area):
+                segment.centroid[axis] = total / count
         return FrameSegments(segments, index_map, rgb.shape[:2], self.with_background)
 
 

@@ -34,6 +34,11 @@ class Segment:
     embedding: np.ndarray  # [D] L2-normalised group embedding
     scores: np.ndarray  # [L] label scores of its group; with background, column 0 is the 0/1 background decision
     group: int  # index of the group (token) it came from
+    centroid: np.ndarray | None = None  # (y, x) mean pixel position; computed from the mask when not given
+
+    def __post_init__(self):
+        if self.centroid is None:
+            self.centroid = _centroid(self.mask)
 
 
 @dataclass(frozen=True)
@@ -131,12 +136,12 @@ class Tracker:
         return _shift(track.mask, dy, dx)
 
     def _start(self, segment: Segment, frame: int) -> Track:
-        track = Track(self._next_key, segment.embedding.copy(), segment.mask, _centroid(segment.mask), frame, frame)
+        track = Track(self._next_key, segment.embedding.copy(), segment.mask, segment.centroid, frame, frame)
         self._next_key += 1
         return track
 
     def _continue(self, track: Track, segment: Segment, frame: int) -> None:
-        centroid = _centroid(segment.mask)
+        centroid = segment.centroid
         track.velocity = (centroid - track.centroid) / max(frame - track.last_frame, 1)
         track.centroid, track.mask, track.last_frame = centroid, segment.mask, frame
         mixed = self.config.momentum * track.embedding + (1 - self.config.momentum) * segment.embedding
