@@ -31,7 +31,7 @@ from mmengine.dataset import pseudo_collate
 from scipy import ndimage
 
 from ..models import GroupViT
-from ..zeroshot.head import group_scores, pixel_groups
+from ..zeroshot.head import BgScore, group_scores, pixel_groups
 from ..zeroshot.single_image import ImageLike, ZeroShotSegmenter
 from ..zeroshot.vocabulary import VocabularyError, VocabularySpec
 from .frames import FrameSource, open_frames
@@ -140,7 +140,7 @@ class VideoSegmenter:
         stuff: Sequence[str] = (),
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
-        bg_score: str = "probability",
+        bg_score: BgScore = "probability",
         background: bool = True,
         short_side: int = 448,
         min_area: float = 0.002,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
+from .head import BgScore
 from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
@@ -86,9 +87,9 @@ class ZeroShotSegmenter:
         classes: VocabularySpec,
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
-        bg_score: str = "probability",
+        bg_score: BgScore = "probability",
         background: bool = True,
-        mode: str = "whole",
+        mode: Literal["whole", "slide"] = "whole",
         short_side: int = 448,
         crop_size: int = 448,
         stride: int = 224,
