@@ -86,6 +86,9 @@ def category_file(root: Path, masks: str, given: str | None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = Path(args.clips)
+    if args.max_clips is not None and args.max_clips < 1:
+        print("error: --max-clips must be at least 1", file=sys.stderr)
+        return 2
     try:
         clips = list_clips(root, args.split, args.masks)[: args.max_clips]
         categories = read_categories(category_file(root, args.masks, args.categories))

@@ -4,9 +4,10 @@
     python tools/video.py INPUT --checkpoint CKPT --vocab "cat,dog,grass" --out DIR [--show [overlay.mp4|.gif]]
 
 INPUT is a folder of frames (read in natural order) or a video file (anything FFmpeg decodes, through PyAV).
-DIR gets ``labels/NAME.png`` (palette PNG: the pixel value is the label id, 0 = background), ``ids/NAME.png``
-(16-bit PNG: instance ids, 0 = none; panoptic id = label × 1000 + id), ``tracks.json`` (one entry per tracked thing:
-id, class, label, score, first/last frame) and, with ``--show``, an overlay video where each id keeps its colour.
+DIR gets ``labels/NAME.png`` (palette PNG: the pixel value is the label id, 0 = background; 16-bit beyond 256
+labels), ``ids/NAME.png`` (16-bit PNG: instance ids, 0 = none; panoptic id = label × 1000 + id), ``tracks.json`` (one
+entry per tracked thing: id, class, label, score, first/last frame) and, with ``--show``, an overlay video where each
+id keeps its colour.
 Frames are processed online (one at a time): long videos run in bounded memory, except a GIF overlay, which is kept
 until the end (use .mp4 for long videos).
 """
@@ -105,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     start, count = time.perf_counter(), 0
     try:
         for frame in video:
-            labels = Image.fromarray(frame.labels.astype(np.uint8), mode="P")
-            labels.putpalette(VOC_PALETTE)
+            if len(frame.classes) <= 256:  # a palette PNG, as VOC's masks
+                labels = Image.fromarray(frame.labels.astype(np.uint8), mode="P")
+                labels.putpalette(VOC_PALETTE)
+            else:
+                labels = Image.fromarray(frame.labels.astype(np.uint16))
             labels.save(out / "labels" / f"{frame.name}.png")
             if frame.instances.max(initial=0) > 65535:
                 raise FramesError("more than 65535 instance ids: they do not fit a 16-bit PNG")
