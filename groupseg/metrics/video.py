@@ -269,7 +269,7 @@ class VideoConsistency:
         self._stream = _ClipStream()
 
     def update(self, gt_semantic, pred_semantic, clip: Hashable = 0) -> None:
-        gt, pred = _check_frame(gt_semantic, pred_semantic)
+        gt, pred = (_compact(m) for m in _check_frame(gt_semantic, pred_semantic))
         if self._stream.next(clip):
             self._frames.clear()
         self._frames.append((gt, pred))
@@ -290,6 +290,11 @@ class VideoConsistency:
     def result(self) -> dict[str, float]:
         """``mVC{n}`` (0–1) per window length; NaN where no clip is longer than n frames."""
         return {f"mVC{n}": float(np.mean(s)) if s else math.nan for n, s in self.scores.items()}
+
+
+def _compact(labels: np.ndarray) -> np.ndarray:
+    """Label maps kept for 17 frames: 16-bit when they fit (63 MB instead of 250 MB at 720p)."""
+    return labels.astype(np.uint16) if labels.min(initial=0) >= 0 and labels.max(initial=0) < 65536 else labels
 
 
 class VideoMetrics:
