@@ -143,3 +143,22 @@ def test_tracked_frames_hold_panoptic_ids_tracks_and_any_frame_size(sharp_tiny_m
     assert overlay.shape == (128, 224, 3)
     with pytest.raises(groupseg.zeroshot.VocabularyError, match="stuff"):
         groupseg.VideoSegmenter(sharp_tiny_model, vocab, stuff=["sky"])
+
+
+def test_the_label_term_keeps_an_object_track_from_drifting_onto_background():
+    def mask(x0, x1):
+        m = np.zeros((8, 8), bool)
+        m[2:6, x0:x1] = True
+        return m
+
+    unit = np.array([1.0, 0.0])
+    near = np.array([0.9, np.sqrt(1 - 0.81)])
+    obj, bg = np.array([0.0, 0.9]), np.array([1.0, 0.1])
+    continued = {}
+    for weight in (0.0, 1.0):
+        tracker = Tracker(TrackerConfig(label_weight=weight, min_similarity=0.5, motion=False))
+        first = tracker.update([Segment(mask(2, 6), unit, obj, 0)], 0)[0]
+        # the same embedding but called background, overlapping more; or a slightly different embedding, an object
+        second = tracker.update([Segment(mask(2, 7), unit, bg, 0), Segment(mask(4, 8), near, obj, 1)], 1)
+        continued[weight] = [t.key == first.key for t in second]
+    assert continued[0.0] == [True, False] and continued[1.0] == [False, True]

@@ -46,8 +46,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "piece (default 0.002)")  # fmt: skip
     parser.add_argument("--max-missing", type=int, default=10,
                         help="a track unseen for more frames than this ends (default 10)")  # fmt: skip
-    parser.add_argument("--min-similarity", type=float, default=0.5,
-                        help="least embedding cosine for a segment to continue a track (default 0.5)")  # fmt: skip
+    parser.add_argument("--min-similarity", type=float, default=0.8,
+                        help="least embedding cosine for a segment to continue a track (default 0.8)")  # fmt: skip
+    parser.add_argument("--label-weight", type=float, default=1.0,
+                        help="bonus in matching when a segment's own label is the track's (default 1)")  # fmt: skip
     parser.add_argument("--iou-weight", type=float, default=1.0,
                         help="weight of mask overlap next to embedding similarity in matching (default 1)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
@@ -57,7 +59,7 @@ def build_segmenter(args: argparse.Namespace, vocab, stuff=(), background: bool 
     if not args.checkpoint:
         raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
     tracker = TrackerConfig(iou_weight=args.iou_weight, min_similarity=args.min_similarity,
-                            max_missing=args.max_missing)  # fmt: skip
+                            max_missing=args.max_missing, label_weight=args.label_weight)  # fmt: skip
     return VideoSegmenter(args.checkpoint, vocab, stuff=stuff, bg_thresh=args.bg_thresh, bg_score=args.bg_score,
                           background=background, short_side=args.short_side, min_area=args.min_area, tracker=tracker,
                           device=args.device)  # fmt: skip

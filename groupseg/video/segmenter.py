@@ -35,7 +35,7 @@ from ..zeroshot.head import BgScore, group_scores, pixel_groups
 from ..zeroshot.single_image import ImageLike, ZeroShotSegmenter
 from ..zeroshot.vocabulary import VocabularyError, VocabularySpec
 from .frames import FrameSource, open_frames
-from .tracker import Segment, Tracker, TrackerConfig
+from .tracker import Segment, Track, Tracker, TrackerConfig
 from .visualize import overlay_ids
 
 EIGHT_CONNECTED = np.ones((3, 3), bool)
@@ -60,6 +60,10 @@ class FrameSegments:
         labels = [int(np.argmax(s.scores)) for s in self.segments]  # the head's label: seg_logits' argmax
         instances = [i + 1 if not (self.background and label == 0) else 0 for i, label in enumerate(labels)]
         return self.labels(labels), self.labels(instances)
+
+    def tracked(self, tracks: Sequence[Track], stuff: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The segments' tracks' labels and instance ids (none for ``stuff`` labels): ``(labels, instances)``."""
+        return self.labels([t.label for t in tracks]), self.labels([0 if t.label in stuff else t.instance for t in tracks])
 
 
 @dataclass
@@ -103,9 +107,7 @@ class TrackedVideo:
         for index, (name, rgb) in enumerate(self._frames):
             alone = seg.segment_frame(rgb)
             if self.tracking:
-                tracks = self.tracker.update(alone.segments, index)
-                labels = alone.labels([t.label for t in tracks])
-                instances = alone.labels([t.instance if t.label not in self.tracker.stuff else 0 for t in tracks])
+                labels, instances = alone.tracked(self.tracker.update(alone.segments, index), self.tracker.stuff)
             else:
                 labels, instances = alone.independent()
             yield VideoFrame(index, name, rgb, labels, instances, seg.classes, alone, seg.label_divisor)

@@ -5,15 +5,17 @@ cosine similarity; GroupViT's segment (group) embeddings play the queries' part.
 live track as
 
     cosine(segment embedding, track embedding) + iou_weight · IoU(segment mask, the track's last mask moved by its
-    last velocity)
+    last velocity) + label_weight · [the head labels the segment as the track is labelled]
 
 and ``scipy.optimize.linear_sum_assignment`` picks the best one-to-one matching; a pair below ``min_similarity``
-cosine never matches. Unmatched segments start tracks; a track unseen for more than ``max_missing`` frames ends, so
+cosine never matches (defaults chosen on held-out synthetic clips, ``tools/research/sweep_video_tracking.py``; the
+label term keeps a track from drifting onto a segment the head calls something else, e.g. from an object onto
+background). Unmatched segments start tracks; a track unseen for more than ``max_missing`` frames ends, so
 memory is bounded by the live tracks (one mask, one embedding and one score sum each), however long the video.
 
 A track's label comes from its evidence over time, not from the current frame: it is background while most of its
 frames called it background (the head's per-frame rule), otherwise the class with the highest mean score over its
-frames. A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id
+frames (with ``evidence_decay`` < 1, recent frames count more). A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id
 never changes and is never reused within a video.
 """
 from __future__ import annotations
@@ -46,10 +48,12 @@ class TrackerConfig:
     """How segments continue tracks."""
 
     iou_weight: float = 1.0  # match score = cosine + iou_weight · IoU with the track's predicted mask
-    min_similarity: float = 0.5  # a segment never continues a track whose embedding is less similar than this
+    min_similarity: float = 0.8  # a segment never continues a track whose embedding is less similar than this
     max_missing: int = 10  # a track unseen for more frames than this ends (bounded memory)
     momentum: float = 0.5  # a track's embedding ← momentum · old + (1 − momentum) · new, renormalised
     motion: bool = True  # IoU against the last mask moved by the track's last velocity (constant-velocity guess)
+    label_weight: float = 1.0  # added to the match score when the segment's own frame label is the track's label
+    evidence_decay: float = 1.0  # past frames' evidence is multiplied by this each frame (1: plain mean over all)
 
     def __post_init__(self):
         if not 0 <= self.momentum < 1 or self.max_missing < 0 or self.iou_weight < 0:
@@ -64,8 +68,9 @@ class Track:
     centroid: np.ndarray  # (y, x)
     first_frame: int
     last_frame: int
-    background_votes: int = 0
-    class_score_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    background_votes: float = 0.0  # (decayed) count of frames whose head called it background
+    class_score_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (decayed) sum of class scores
+    weight: float = 0.0  # (decayed) count of frames: the denominator of both means
     frames: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     instance: int = 0  # public id, given the first time the track is a thing; 0 before
@@ -117,6 +122,9 @@ class Tracker:
         score = similarity.astype(np.float64)
         if self.config.iou_weight:
             score = score + self.config.iou_weight * self._ious(segments)
+        if self.config.label_weight:
+            own = np.array([int(np.argmax(s.scores)) for s in segments])  # the head's label in this frame
+            score = score + self.config.label_weight * (own[:, None] == np.array([t.label for t in self.live])[None])
         forbidden = similarity < self.config.min_similarity
         rows, cols = linear_sum_assignment(np.where(forbidden, -1e6, score), maximize=True)
         return {int(r): self.live[c] for r, c in zip(rows, cols) if not forbidden[r, c]}
@@ -150,13 +158,15 @@ class Tracker:
     def _add_evidence(self, track: Track, segment: Segment) -> None:
         scores = np.asarray(segment.scores, np.float64)
         classes = scores[1:] if self.background else scores
+        decay = self.config.evidence_decay
         if track.frames == 0:
             track.class_score_sum = np.zeros_like(classes)
         track.frames += 1
-        track.class_score_sum += classes
-        track.background_votes += int(self.background and scores[0] >= 0.5)
+        track.weight = decay * track.weight + 1
+        track.class_score_sum = decay * track.class_score_sum + classes
+        track.background_votes = decay * track.background_votes + float(self.background and scores[0] >= 0.5)
         offset = 1 if self.background else 0
-        is_background = self.background and 2 * track.background_votes > track.frames
+        is_background = self.background and 2 * track.background_votes > track.weight + 1e-9
         track.label = 0 if is_background else offset + int(np.argmax(track.class_score_sum))
         if track.instance == 0 and track.label not in self.stuff:
             track.instance = self._next_instance
@@ -175,7 +185,7 @@ class Tracker:
 def summary(track: Track, background: bool) -> dict:
     offset = 1 if background else 0
     label = track.label
-    score = float(track.class_score_sum[label - offset] / track.frames) if label >= offset else 0.0
+    score = float(track.class_score_sum[label - offset] / track.weight) if label >= offset else 0.0
     return {"id": track.instance, "label": label, "score": round(score, 4), "first_frame": track.first_frame,
             "last_frame": track.last_frame, "frames": track.frames}  # fmt: skip
 
