@@ -75,20 +75,22 @@ def test_a_track_unseen_longer_than_max_missing_ends_and_the_object_gets_a_new_i
 
 
 def test_a_tracks_label_comes_from_its_evidence_not_from_the_last_frame():
-    tracker = Tracker()
+    tracker = Tracker()  # evidence_decay 0.8: a frame's scores weigh 0.8 of the next frame's
     mask = np.zeros((8, 8), bool)
     mask[2:6, 2:6] = True
-    flip = {3}  # one frame calls it class 2
-    labels, frame_labels = [], []
-    for t in range(6):
+    flip = {5}  # after five frames of class 1, one frame calls it class 2
+    labels, frame_labels, weights = [], [], []
+    for t in range(8):
         scores = np.array([0.0, 0.3, 0.7]) if t in flip else np.array([0.0, 0.6, 0.4])
         track = tracker.update([Segment(mask, np.array([1.0, 0.0]), scores, 0)], t)[0]
         labels.append(track.label)
         frame_labels.append(int(np.argmax(scores)))
-    assert frame_labels == [1, 1, 1, 2, 1, 1]
-    assert labels == [1] * 6
-    assert tracker.summaries()[0]["score"] == pytest.approx((5 * 0.6 + 0.3) / 6, abs=1e-4)
-    background = Tracker()
+        weights.append(0.8 ** (7 - t))
+    assert frame_labels == [1, 1, 1, 1, 1, 2, 1, 1]
+    assert labels == [1] * 8
+    mean = (sum(weights) * 0.6 - weights[5] * 0.3) / sum(weights)  # the decayed mean score of class 1
+    assert tracker.summaries()[0]["score"] == pytest.approx(mean, abs=1e-4)
+    background = Tracker(TrackerConfig(evidence_decay=1.0))  # a plain mean: majority of frames
     votes = [background.update([Segment(mask, np.array([1.0, 0.0]), np.array([b, 0.2, 0.1]), 0)], t)[0].label
              for t, b in enumerate([0.0, 1.0, 1.0, 0.0])]  # fmt: skip
     assert votes == [1, 1, 0, 1]  # background while most of its frames called it background (a tie is not most)

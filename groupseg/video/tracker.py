@@ -15,7 +15,8 @@ memory is bounded by the live tracks (one mask, one embedding and one score sum 
 
 A track's label comes from its evidence over time, not from the current frame: it is background while most of its
 frames called it background (the head's per-frame rule), otherwise the class with the highest mean score over its
-frames (with ``evidence_decay`` < 1, recent frames count more). A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id
+frames; both means are exponentially weighted (``evidence_decay``: recent frames count more, so that a track
+continued onto another object follows it, while one odd frame after a stable history does not flip it). A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id
 never changes and is never reused within a video.
 """
 from __future__ import annotations
@@ -53,7 +54,7 @@ class TrackerConfig:
     momentum: float = 0.5  # a track's embedding ← momentum · old + (1 − momentum) · new, renormalised
     motion: bool = True  # IoU against the last mask moved by the track's last velocity (constant-velocity guess)
     label_weight: float = 1.0  # added to the match score when the segment's own frame label is the track's label
-    evidence_decay: float = 1.0  # past frames' evidence is multiplied by this each frame (1: plain mean over all)
+    evidence_decay: float = 0.8  # past frames' evidence is multiplied by this each frame (1: plain mean over all)
 
     def __post_init__(self):
         if not 0 <= self.momentum < 1 or self.max_missing < 0 or self.iou_weight < 0:
