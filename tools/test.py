@@ -1,7 +1,7 @@
 """Zero-shot evaluation, mmseg style: parse args, merge the config, build an mmengine Runner, run the test loop.
 
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
-        [--show-dir DIR] [--work-dir DIR] [--json FILE] [--cfg-options key=value ...]
+        [--show-dir DIR] [--work-dir DIR] [--json FILE] [--protocol groupvit|tcl|sclip] [--cfg-options key=value ...]
 
 Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
 (missing dataset, vocabulary that does not fit, unreadable checkpoint) exits with code 2 and one line on stderr.
@@ -22,10 +22,11 @@ from groupseg.zeroshot import (  # noqa: E402
     DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, dataset_classes,
     parse_vocabulary,
 )  # fmt: skip
+from groupseg.zeroshot.protocols import PROTOCOL_NAMES, ProtocolError, apply_protocol  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-USER_ERRORS = (CheckpointError, DatasetError, VocabularyError, FileNotFoundError)
+USER_ERRORS = (CheckpointError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
     parser.add_argument("--json", help="also write the metrics (mIoU, aAcc, mAcc, images/s) to this JSON file")
+    parser.add_argument("--protocol", choices=PROTOCOL_NAMES,
+                        help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
+                        "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
     return parser.parse_args(argv)
 
@@ -45,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f"config {args.config} does not exist")
-    cfg = Config.fromfile(args.config)
+    # unformatted when logged and dumped: yapf spends seconds on a config with a 150- or 171-class vocabulary
+    cfg = Config.fromfile(args.config, format_python_code=False)
+    if args.protocol:
+        apply_protocol(cfg, args.protocol)  # before --cfg-options, so that explicit overrides win
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])

@@ -8,7 +8,8 @@ A vocabulary is written as a list of entries, a comma-separated string, or a tex
     person: man, woman, child         # a name with synonyms: one label, prompts for all four words, averaged
     cat
 
-In a string, separate entries with ';' to give synonyms inline: ``"background; person: man, woman; cat"``.
+In a string, separate entries with ';' to give synonyms inline: ``"background; person: man, woman; cat"``; a string
+of several lines is read like a file (a text box in the demo app holds the same syntax as a file).
 Label ``i`` of the prediction is entry ``i``.
 """
 from __future__ import annotations
@@ -126,13 +127,15 @@ def _as_list(value: Any, what: str) -> list[str]:
 
 
 def _read_text_spec(spec: str | os.PathLike) -> tuple[list[str], list[str] | None]:
-    path = Path(spec)
-    if isinstance(spec, os.PathLike) or path.suffix in (".txt", ".vocab") or os.sep in str(spec):
-        if not path.is_file():
-            raise VocabularyError(f"vocabulary file {path} does not exist")
-    if path.is_file():
-        return _read_file(path)
     text = str(spec)
+    if isinstance(spec, str) and "\n" in text:  # the file syntax, typed in (e.g. the demo app's text box)
+        return _read_lines(text, source=None)
+    path = Path(spec)
+    if isinstance(spec, os.PathLike) or path.suffix in (".txt", ".vocab") or os.sep in text:
+        if not _is_file(path):
+            raise VocabularyError(f"vocabulary file {path} does not exist")
+    if _is_file(path):
+        return _read_lines(path.read_text(encoding="utf-8"), source=str(path))
     sep = ";" if ";" in text else ","
     if sep == "," and ":" in text:
         raise VocabularyError(
@@ -142,16 +145,25 @@ def _read_text_spec(spec: str | os.PathLike) -> tuple[list[str], list[str] | Non
     return [e for e in (e.strip() for e in text.split(sep)) if e], None
 
 
-def _read_file(path: Path) -> tuple[list[str], list[str] | None]:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a long inline class list is no valid file name (ENAMETOOLONG)
+        return False
+
+
+def _read_lines(text: str, source: str | None) -> tuple[list[str], list[str] | None]:
+    """Entries and ``template:`` lines of the file syntax; ``source`` (a file name) is named in errors."""
     entries, templates = [], []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.lower().startswith("template:"):
             template = line.split(":", 1)[1].strip()
             if not template:
-                raise VocabularyError(f"{path}:{number}: empty template")
+                where = f"{source}:{number}" if source else f"line {number}"
+                raise VocabularyError(f"{where}: empty template")
             templates.append(template)
         else:
             entries.append(line)
