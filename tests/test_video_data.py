@@ -60,7 +60,8 @@ def test_clips_are_written_in_vipseg_layout_and_read_back(clips_dir):
         semantic, instance = read_panomask(clips[2].masks[t])
         np.testing.assert_array_equal(semantic, frames[t].kind_mask)
         for s in shapes:  # one raw id per object, the same in every frame
-            assert set(np.unique(instance[frames[t].instance == s.instance])) <= {(semantic_of(s) + 1) * 100 + s.instance}
+            raw_id = (semantic_of(s) + 1) * 100 + s.instance
+            assert set(np.unique(instance[frames[t].instance == s.instance])) <= {raw_id}
         assert np.asarray(Image.open(clips[2].frames[t])).shape == (32, 32, 3)
     described = json.loads((clips_dir / "clips.json").read_text())["clip_0002"]
     assert [d["instance"] for d in described] == [s.instance for s in shapes]

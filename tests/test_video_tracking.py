@@ -1,13 +1,11 @@
 """Tracking: ids kept through a generated occlusion, labels decided over time, bounded memory; VideoSegmenter on
 generated clips with a real (random, sharpened) GroupViT."""
-import math
-
 import numpy as np
 import pytest
 
 import groupseg
 from groupseg.synthetic.video import MovingShape, VideoConfig, make_clip, render_frame
-from groupseg.synthetic.world import WorldConfig, _background
+from groupseg.synthetic.world import WorldConfig
 from groupseg.video import Segment, Tracker, TrackerConfig
 from groupseg.zeroshot import ZeroShotSegmenter
 

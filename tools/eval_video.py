@@ -58,14 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("clips", help="a folder in VIPSeg's layout")
     parser.add_argument("--vocab", required=True, help="one class per category, in id order (a file or a list)")
     parser.add_argument("--masks", default="panomasks",
-                        help="mask folder (default panomasks; synthetic clips: panomasks_colours for colours)")  # fmt: skip
+                        help="mask folder (default panomasks; synthetic clips: panomasks_colours)")  # fmt: skip
     parser.add_argument("--categories", default=None,
                         help="category file (default: panoVIPSeg_categories.json, or the synthetic clips' file for "
                              "--masks)")  # fmt: skip
     parser.add_argument("--split", default="val", help="video list SPLIT.txt (default val; all videos without it)")
     parser.add_argument("--max-clips", type=int, default=None, help="evaluate the first N clips only")
     parser.add_argument("--spans", type=int, nargs="+", default=list(DEFAULT_SPANS),
-                        help="VPQ temporal spans k in frames (default 0 5 10 15; VIPSeg's evaluator: 0 1 3 5 7)")  # fmt: skip
+                        help="VPQ spans k in frames (default 0 5 10 15; VIPSeg's evaluator: 0 1 3 5 7)")  # fmt: skip
     parser.add_argument("--frame-step", type=int, default=1,
                         help="frames between two annotated frames (default 1; Cityscapes-VPS: 5)")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
@@ -133,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':10s}" + "".join(f"{c:>8s}" for c in COLUMNS))
     for name, result in results.items():
         print(f"{name:10s}" + "".join(f"{100 * result[c]:8.1f}" for c in COLUMNS))
-    spans = "  ".join(f"VPQ@{k} {100 * results['per-frame'][f'VPQ@{k}']:.1f} / {100 * results['tracked'][f'VPQ@{k}']:.1f}"
+    spans = "  ".join(f"VPQ@{k} " + " / ".join(f"{100 * results[row][f'VPQ@{k}']:.1f}" for row in results)
                       for k in args.spans)  # fmt: skip
     print(f"per span (per-frame / tracked): {spans}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"clips": len(clips), "frames": frames, "fps": frames / max(seconds, 1e-9),
-                                               "args": vars(args), **results}, indent=1))  # fmt: skip
+        fps = frames / max(seconds, 1e-9)
+        report = {"clips": len(clips), "frames": frames, "fps": fps, "args": vars(args), **results}
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims)
+import groupseg  # noqa: E402, F401  (first: applies the compat shims)
 import numpy as np  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.synthetic.world import VOC_PALETTE  # noqa: E402
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "tracks.json").write_text(json.dumps(video.tracks, indent=1))
     seconds = time.perf_counter() - start
     print(f"{count} frames in {seconds:.1f} s ({count / seconds:.2f} frames/s): {out / 'labels'}, {out / 'ids'}")
-    print(f"{len(video.tracks)} tracked things: {out / 'tracks.json'}" + (f"; overlay: {overlay_path}" if writer else ""))
+    shown = f"; overlay: {overlay_path}" if writer else ""
+    print(f"{len(video.tracks)} tracked things: {out / 'tracks.json'}{shown}")
     return 0
 
 

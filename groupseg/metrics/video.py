@@ -214,9 +214,11 @@ class SegmentationTrackingQuality:
             raise ValueError(f"predicted labels must be class ids in 0..{self.num_classes - 1}")
         scored = gt_sem != self.ignore_label
         if np.any(gt_sem[scored] >= self.num_classes) or np.any(gt_sem < 0):
-            raise ValueError(f"ground-truth labels must be class ids in 0..{self.num_classes - 1} or {self.ignore_label}")
-        self.confusion += np.bincount(gt_sem[scored] * self.num_classes + pred_sem[scored],
-                                      minlength=self.num_classes**2).reshape(self.num_classes, self.num_classes)  # fmt: skip
+            raise ValueError(
+                f"ground-truth labels must be class ids in 0..{self.num_classes - 1} or {self.ignore_label}"
+            )
+        pairs = gt_sem[scored] * self.num_classes + pred_sem[scored]
+        self.confusion += np.bincount(pairs, minlength=self.num_classes**2).reshape(self.num_classes, -1)
         gt_sizes, pred_sizes, inters = self.clips.setdefault(clip, (Counter(), Counter(), Counter()))
         gt_thing = scored & self.things[np.where(scored, gt_sem, 0)]
         crowd = gt_thing & (gt_inst == 0)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from .world import COLOURS, KIND_PATTERN, KIND_RADIUS, KINDS, WorldConfig, _background, _coverage, _jpeg, _pattern
+from .world import COLOURS, KIND_PATTERN, KIND_RADIUS, WorldConfig, _background, _coverage, _jpeg, _pattern
 from .world import vocabularies
 
 VIDEO_STREAM = 10  # seeds clips apart from the image world's splits (world.SPLITS)
@@ -127,7 +127,7 @@ def plan_clip(rng: np.random.Generator, config: VideoConfig) -> list[MovingShape
 
 
 def _free_start(rng: np.random.Generator, radius: float, size: int, shapes: list[MovingShape]) -> tuple[float, float]:
-    """A start inside the frame, away from the shapes placed so far when there is room (few tries, as the image world)."""
+    """A start inside the frame, away from the shapes placed so far when there is room (a few tries)."""
     start = (size / 2, size / 2)
     for _attempt in range(8):
         if radius < size / 2:
@@ -143,7 +143,7 @@ def _at_least(velocity: tuple[float, float], speed: float) -> tuple[float, float
     return velocity[0] * scale, velocity[1] * scale
 
 
-def _outside(start: tuple[float, float], velocity: tuple[float, float], radius: float, size: int) -> tuple[float, float]:
+def _outside(start: tuple[float, float], velocity: tuple[float, float], radius: float, size: int) -> tuple[float, ...]:
     """Move ``start`` back along ``velocity`` until the shape is wholly outside the frame."""
     x, y = start
     while -radius < x < size + radius and -radius < y < size + radius:

@@ -41,7 +41,10 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def open_frames(source: str | os.PathLike | Sequence[ImageLike]) -> tuple[FrameSource, Iterator[tuple[str, np.ndarray]]]:
+Frames = Iterator[tuple[str, np.ndarray]]  # (name, [H, W, 3] uint8 RGB)
+
+
+def open_frames(source: str | os.PathLike | Sequence[ImageLike]) -> tuple[FrameSource, Frames]:
     """``(source info, iterator of (name, [H, W, 3] uint8 RGB))`` for a folder, a video file, or a list of images.
 
     The folder and the file are checked before the first frame is returned (missing, empty, unreadable container);
@@ -88,7 +91,8 @@ def _open_video(path: Path):
         container = av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or err
-        raise FramesError(f"cannot read {path} as a video ({reason}); give a video file or a folder of frames") from None
+        message = f"cannot read {path} as a video ({reason}); give a video file or a folder of frames"
+        raise FramesError(message) from None
     if not container.streams.video:
         container.close()
         raise FramesError(f"{path} has no video stream")

@@ -63,7 +63,8 @@ class FrameSegments:
 
     def tracked(self, tracks: Sequence[Track], stuff: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
         """The segments' tracks' labels and instance ids (none for ``stuff`` labels): ``(labels, instances)``."""
-        return self.labels([t.label for t in tracks]), self.labels([0 if t.label in stuff else t.instance for t in tracks])
+        instances = [0 if t.label in stuff else t.instance for t in tracks]
+        return self.labels([t.label for t in tracks]), self.labels(instances)
 
 
 @dataclass
@@ -150,8 +151,10 @@ class VideoSegmenter:
         label_divisor: int = 1000,
         device: str | torch.device | None = None,
     ):
-        self.image = ZeroShotSegmenter(model, classes, templates=templates, bg_thresh=bg_thresh, bg_score=bg_score,
-                                       background=background, mode="whole", short_side=short_side, device=device)  # fmt: skip
+        self.image = ZeroShotSegmenter(
+            model, classes, templates=templates, bg_thresh=bg_thresh, bg_score=bg_score, background=background,
+            mode="whole", short_side=short_side, device=device,
+        )  # fmt: skip
         unknown = [name for name in stuff if name not in self.classes]
         if unknown:
             raise VocabularyError(f"stuff classes {unknown} are not in the vocabulary {list(self.classes)}")

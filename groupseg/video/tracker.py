@@ -16,8 +16,10 @@ memory is bounded by the live tracks (one mask, one embedding and one score sum 
 A track's label comes from its evidence over time, not from the current frame: it is background while most of its
 frames called it background (the head's per-frame rule), otherwise the class with the highest mean score over its
 frames; both means are exponentially weighted (``evidence_decay``: recent frames count more, so that a track
-continued onto another object follows it, while one odd frame after a stable history does not flip it). A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id
-never changes and is never reused within a video.
+continued onto another object follows it, while one odd frame after a stable history does not flip it).
+
+A track gets its public instance id (1, 2, ... in order of appearance) the first time it is a *thing*; the id never
+changes and is never reused within a video.
 """
 from __future__ import annotations
 
@@ -86,7 +88,9 @@ class Tracker:
         stuff: labels whose tracks get no instance id (besides the background).
     """
 
-    def __init__(self, config: TrackerConfig | None = None, *, background: bool = True, stuff: frozenset[int] = frozenset()):
+    def __init__(
+        self, config: TrackerConfig | None = None, *, background: bool = True, stuff: frozenset[int] = frozenset()
+    ):
         self.config = config or TrackerConfig()
         self.background = background
         self.stuff = frozenset(stuff) | ({0} if background else frozenset())
