@@ -86,10 +86,11 @@ class VideoFrame:
                              f"{self.label_divisor}: pass a larger label_divisor to VideoSegmenter")  # fmt: skip
         return self.labels * self.label_divisor + self.instances
 
-    def overlay(self, scale: int = 1, opacity: float = 0.55) -> np.ndarray:
-        """The frame with each instance in its id's own colour (the same in every frame) and stuff in its label's."""
+    def overlay(self, scale: int = 1, opacity: float = 0.55, annotate: bool = True) -> np.ndarray:
+        """The frame with each instance in its id's own colour (the same in every frame) and stuff in its label's;
+        ``annotate``: each instance's id and class written on it."""
         return overlay_ids(self.image, self.labels, self.instances, self.classes, scale=scale, opacity=opacity,
-                           with_background=self.classes[0] == "background")  # fmt: skip
+                           with_background=self.classes[0] == "background", annotate=annotate)  # fmt: skip
 
 
 class TrackedVideo:

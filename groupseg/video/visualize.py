@@ -23,10 +23,10 @@ def id_colours(ids: np.ndarray) -> np.ndarray:
 
 def overlay_ids(
     image: np.ndarray, labels: np.ndarray, instances: np.ndarray, class_names: Sequence[str], *, scale: int = 1,
-    opacity: float = 0.55, with_background: bool = True,
+    opacity: float = 0.55, with_background: bool = True, annotate: bool = True,
 ) -> np.ndarray:  # fmt: skip
-    """RGB ``[H·scale, W·scale, 3]``: instances tinted by id, stuff by label, segment borders white, and each
-    instance's id and class written at its centre when the picture is large enough to read them."""
+    """RGB ``[H·scale, W·scale, 3]``: instances tinted by id, stuff by label, segment borders white, and (``annotate``)
+    each instance's id and class written at its centre when the picture is large enough to read them."""
     colour = np.where(instances[..., None] > 0, id_colours(instances),
                       make_palette(len(class_names), with_background)[labels])  # fmt: skip
     tint = (instances > 0) | (labels != 0 if with_background else True)
@@ -41,7 +41,7 @@ def overlay_ids(
     border[:, 1:] |= segment[:, 1:] != segment[:, :-1]
     blended[border] = 255
     picture = Image.fromarray(blended.round().astype(np.uint8))
-    if picture.height >= 96:
+    if annotate and picture.height >= 96:
         draw, font = ImageDraw.Draw(picture), ImageFont.load_default()
         for instance in np.unique(instances[instances > 0]).tolist():
             ys, xs = np.nonzero(instances == instance)
