@@ -17,6 +17,7 @@ _LAZY = {
     "GroupPredictor": "groupseg.prompts.predictor",
     "GroupMaskGenerator": "groupseg.prompts.automatic_mask_generator",
     "Exemplar": "groupseg.prompts.exemplars",
+    "VideoSegmenter": "groupseg.video.segmenter",
 }
 
 

@@ -2,6 +2,7 @@
 """Generate the synthetic world: image–caption training shards and a held-out PASCAL VOC-layout segmentation set.
 
     python tools/make_synthetic.py [OUT] [--train N] [--val N] [--seed S] [--set key=value ...]
+    python tools/make_synthetic.py [OUT] --video N [--video-frames T] [--seed S] [--set key=value ...]
 
 OUT (default data/synthetic) gets ``train/{00000..}.tar`` (img2dataset webdataset layout, with ``_stats.json``),
 ``val/`` (JPEGImages, SegmentationClass, SegmentationClassColour, ImageSets/Segmentation/val.txt and the
@@ -12,7 +13,8 @@ byte-identical files.
 
 OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/``, ``val/`` and
 ``support/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
-interrupted run leaves OUT as it was.
+interrupted run leaves OUT as it was. ``--video N`` writes only N video clips, to ``OUT/video`` (VIPSeg layout,
+``groupseg/synthetic/video.py``), under the same rules for that folder.
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace the synthetic world already in OUT")
     parser.add_argument("--shard-size", type=int, default=5000, help="pairs per shard (default 5000)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    parser.add_argument("--video", type=int, default=0, metavar="N",
+                        help="write N video clips (VIPSeg layout) to OUT/video instead of the image world")  # fmt: skip
+    parser.add_argument("--video-frames", type=int, default=32, help="frames per clip (default 32)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="world settings (groupseg.synthetic.world.WorldConfig), e.g. image_size=48 "
                              "num_objects='(0.5,0.5)' p_name_all=1.0")  # fmt: skip
@@ -87,7 +92,7 @@ def check_out(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise ValueError(f"{out} is not empty ({', '.join(found[:5])}{' ...' if len(found) > 5 else ''}): write the "
                          "world into a new folder, or pass --overwrite to replace the world there")  # fmt: skip
-    others = sorted(set(found) - WORLD_ENTRIES)
+    others = sorted(set(found) - WORLD_ENTRIES - {"video"})  # clips of --video stay where they are
     if others:
         raise ValueError(f"{out} holds more than a synthetic world ({', '.join(others[:5])}): refusing to replace it")
 
@@ -95,6 +100,8 @@ def check_out(out: Path, overwrite: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
+    if args.video:
+        return write_video(args, out / "video")
     try:
         world = world_from(args.set)
         if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0:
@@ -137,6 +144,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f"COCO instances: {out / 'val' / 'instances.json'}, {out / 'val' / 'instances_colours.json'}")
     print(f"world: {json.dumps({f.name: getattr(world, f.name) for f in fields(world)})}")
     print(f"done in {seconds:.1f} s")
+    return 0
+
+
+def write_video(args: argparse.Namespace, target: Path) -> int:
+    """The clips, written beside ``target`` and moved into place when complete (replacing earlier ones only with
+    ``--overwrite``)."""
+    from groupseg.synthetic.video import VideoConfig, write_clips
+
+    try:
+        config = VideoConfig(world=world_from(args.set), frames=args.video_frames)
+        if args.video < 1:
+            raise ValueError("need --video >= 1")
+        if target.exists() and any(target.iterdir()) and not args.overwrite:
+            raise ValueError(f"{target} is not empty: write the clips elsewhere, or pass --overwrite to replace them")
+    except (TypeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        write_clips(partial, args.video, config, seed=args.seed)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    print(f"{args.video} clips of {args.video_frames} frames (VIPSeg layout): {target}; vocabularies classes.txt "
+          f"(masks panomasks), colours.txt (panomasks_colours); done in {time.perf_counter() - start:.1f} s")
     return 0
 
 

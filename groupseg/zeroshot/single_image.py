@@ -21,6 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
+from .head import BgScore
 from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
@@ -105,6 +106,7 @@ class ZeroShotSegmenter:
         classes: VocabularySpec,
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
+        bg_score: BgScore = "probability",
         background: bool = True,
         mode: Literal["whole", "slide"] = "whole",
         short_side: int | None = 448,
