@@ -113,7 +113,6 @@ class ZeroShotSegmenter:
         crop_size: int = 448,
         stride: int = 224,
         device: str | torch.device | None = None,
-        bg_score: Literal["probability", "cosine"] = "probability",
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
