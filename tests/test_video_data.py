@@ -140,3 +140,25 @@ def test_bad_frame_sources_fail_with_one_line(tmp_path):
             _, frames = open_frames(source)
             list(frames)
         assert "\n" not in str(err.value)
+
+
+def test_make_synthetic_writes_clips_beside_the_image_world_and_never_over_them_unasked(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("make_synthetic_tool", Path(__file__).parents[1] / "tools" /
+                                                  "make_synthetic.py")  # fmt: skip
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "world"
+    assert tool.main([str(out), "--train", "0", "--val", "2", "--set", "image_size=24"]) == 0
+    assert tool.main([str(out), "--video", "2", "--video-frames", "3", "--set", "image_size=24"]) == 0
+    clips = list_clips(out / "video")
+    assert len(clips) == 2 and len(clips[0].frames) == 3 and (out / "val").is_dir()
+    assert np.asarray(Image.open(clips[0].frames[0])).shape == (24, 24, 3)
+    assert tool.main([str(out), "--video", "1"]) == 2  # the clips are there: not replaced without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert tool.main([str(out), "--video", "1", "--video-frames", "3", "--overwrite"]) == 0
+    assert len(list_clips(out / "video")) == 1
+    assert tool.main([str(out), "--train", "0", "--val", "1", "--overwrite"]) == 0  # the image world again...
+    assert len(list_clips(out / "video")) == 1  # ...leaves the clips alone
