@@ -37,7 +37,7 @@ class ZeroShotTestConfig:
     mode: Literal["whole", "slide"] = "slide"  # one pass over the whole image, or mmseg's sliding window
     crop_size: tuple[int, int] = option((448, 448))  # slide: window (h, w)
     stride: tuple[int, int] = option((224, 224))  # slide: step (h, w)
-    bg_thresh: float = option(0.95, ge=0, le=1)  # background threshold (label 0 'background'); see head.py
+    bg_thresh: float | None = option(0.95, ge=0, le=1)  # background threshold (label 0 "background"); see head.py
     bg_score: Literal["probability", "cosine"] = "probability"  # what bg_thresh thresholds (head.BG_SCORES)
     crop_batch_size: int = option(4, ge=1)  # slide crops per forward pass
     topk: int = option(5, ge=1)  # classes kept from the image-level embedding (the official head)
