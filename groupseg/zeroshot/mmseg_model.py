@@ -106,8 +106,8 @@ class GroupViTSegmentor(EncoderDecoder):
 
     # -- the GroupViT part ------------------------------------------------------------------------------------------
     def forward_image(self, inputs: torch.Tensor, compiled: bool = True):
-        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless ``compiled=False``:
-        exemplar images of many sizes would each compile once)."""
+        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless
+        ``compiled=False``: exemplar images of many sizes would each compile once)."""
         bf16 = self.test_cfg.precision == "bf16"
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
             if self._compiled is None or not compiled:
