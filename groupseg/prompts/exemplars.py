@@ -242,7 +242,7 @@ def exemplar_embeddings(
                 tower = forward_image(torch.stack([inputs[i] for i in chunk]).to(device))
                 soft = [a.soft.float() for a in tower.vision.assignments]
                 for row, i in enumerate(chunk):
-                    mask = torch.from_numpy(exemplars[i].foreground).to(device)
+                    mask = torch.tensor(exemplars[i].foreground, device=device)
                     maps = group_maps([s[row : row + 1] for s in soft], tower.vision.grid, tuple(mask.shape))[0]
                     if coverage == "hard":  # the head's rule: each pixel belongs to its arg-max group
                         maps = F.one_hot(maps.max(dim=0).indices, maps.shape[0]).permute(2, 0, 1)

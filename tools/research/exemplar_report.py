@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def main() -> int:
                      lambda name: report["thresholds"][name]["exemplars_5.txt"]))  # fmt: skip
     for name in ("trained", "untrained"):
         for title, vocab, thresh in vocabularies:
-            out = work / f"test_{name}_{title.replace(' ', '_').replace(',', '')}.json"
+            out = work / f"test_{name}_{re.sub(r'[^a-z0-9]+', '_', title)}.json"
             vocab_path = val / vocab if vocab == "classes.txt" else support / vocab
             run([py, "tools/test.py", str(TEST_CONFIG), models[name], "--vocab", str(vocab_path), "--bg-thresh",
                  str(thresh(name)), "--json", str(out), "--work-dir", str(work / "test"), "--cfg-options",
