@@ -16,6 +16,8 @@ _LAZY = {
     "ZeroShotSegmenter": "groupseg.zeroshot.single_image",
     "GroupPredictor": "groupseg.prompts.predictor",
     "GroupMaskGenerator": "groupseg.prompts.automatic_mask_generator",
+    "Exemplar": "groupseg.prompts.exemplars",
+    "VideoSegmenter": "groupseg.video.segmenter",
 }
 
 

@@ -59,7 +59,8 @@ def main() -> int:
     trained = work / "checkpoints" / (work / "checkpoints" / "latest").read_text().strip()
     untrained = work / "untrained"
     run("3/5 the same model, untrained (baseline)", [py, "tools/init_checkpoint.py", TRAIN_CONFIG, str(untrained),
-                                                     "--cfg-options", f"train.seed={args.seed}"])  # fmt: skip
+                                                     "--overwrite", "--cfg-options",
+                                                     f"train.seed={args.seed}"])  # fmt: skip
 
     val = data / "val"
     results = {}

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import random
+import signal
 import tarfile
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
@@ -630,4 +631,13 @@ def build_pair_loader(
     )  # fmt: skip
     # Its own generator: DataLoader draws a base seed per iterator, which would otherwise consume the global RNG.
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
-    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, generator=generator)
+    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, generator=generator,
+                      worker_init_fn=_leave_stop_signals_to_the_main_process)  # fmt: skip
+
+
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """Ctrl-C and a scheduler's SIGTERM reach the whole process group. The trainer's main process answers them by
+    finishing its step and saving a checkpoint, which needs no more batches; workers that died of the signal would
+    instead break the batch it is waiting for. Workers still exit with the main process (DataLoader's watchdog)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,10 +19,13 @@ class TrainLogger:
         if not enabled:
             return
         work_dir.mkdir(parents=True, exist_ok=True)
+        if start_step:
+            _drop_rows_after(work_dir / "metrics.jsonl", start_step)
         self.jsonl = open(work_dir / "metrics.jsonl", "a")
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(work_dir / "tb"))
+        # a resumed run hides the steps the interrupted one logged past its checkpoint (they are run again)
+        self.tb = SummaryWriter(str(work_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True,
                         file=sys.stderr, mininterval=1.0)  # fmt: skip
 
@@ -49,3 +53,22 @@ class TrainLogger:
             self.bar.close()
             self.jsonl.close()
             self.tb.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep rows of steps up to ``step`` (a resumed run logs the later ones again); the file is replaced atomically."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _row_step(line) <= step]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+
+
+def _row_step(line: str) -> float:
+    try:
+        return json.loads(line).get("step", 0)
+    except (ValueError, AttributeError):
+        return float("inf")  # a torn last line from a killed run

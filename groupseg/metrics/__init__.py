@@ -1,4 +1,6 @@
-"""Metrics as the field computes them: class-agnostic mask-proposal recall (COCOeval) and interactive clicks (RITM)."""
+"""Metrics as the field computes them, pure functions and accumulators of predictions and ground truth (no model):
+class-agnostic mask-proposal recall (COCOeval), interactive clicks (RITM), few-shot FG-IoU (``few_shot``), video
+VPQ / STQ / mVC (``video``)."""
 from .interactive import ClickResult, click_summary, next_click, number_of_clicks, run_clicks
 from .proposals import load_coco, proposal_recall
 

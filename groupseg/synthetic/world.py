@@ -11,7 +11,8 @@ import io
 import json
 import math
 import tarfile
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,8 +94,22 @@ class WorldConfig:
     supersample: int = 4  # shapes are drawn at this factor and box-filtered down: antialiased edges, exact coverage
 
     def __post_init__(self):
-        self.kinds, self.colours, self.backgrounds = tuple(self.kinds), tuple(self.colours), tuple(self.backgrounds)
-        self.num_objects, self.size_range = tuple(self.num_objects), tuple(self.size_range)
+        from ..schema import check_value  # every value of its field's type (e.g. image_size=abc is refused here)
+
+        hints = typing.get_type_hints(WorldConfig)
+        for f in fields(self):
+            setattr(self, f.name, check_value(getattr(self, f.name), hints[f.name], f.name))
+        low, high = self.size_range
+        if self.image_size < 8 or self.supersample < 1 or self.pattern_period <= 0:
+            raise ValueError(f"need image_size >= 8, supersample >= 1 and pattern_period > 0, got {self.image_size}, "
+                             f"{self.supersample}, {self.pattern_period}")  # fmt: skip
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"size_range must be (low, high) with 0 < low <= high <= 1, got {self.size_range}")
+        for name in ("p_duplicate", "max_occlusion", "p_name_all", "p_synonym", "p_hypernym", "p_colour_word",
+                     "p_size_word", "p_style_word", "p_frame", "num_objects"):  # fmt: skip
+            values = getattr(self, name)
+            if not all(0 <= v <= 1 for v in (values if isinstance(values, tuple) else (values,))):
+                raise ValueError(f"{name} must be probabilities in [0, 1], got {values}")
         vocabularies = (("shape kind", self.kinds, KINDS), ("background texture", self.backgrounds, BACKGROUNDS),
                         ("colour", self.colours, COLOURS))  # fmt: skip
         for what, names, known in vocabularies:
