@@ -83,7 +83,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.vocab is not None:
         if not args.vocab.strip():
             raise VocabularyError("--vocab is empty: give class names ('background,cat,dog') or a vocabulary file")
-        if not osp.exists(args.vocab) and not any(c in args.vocab for c in ",;"):
+        looks_like_a_path = os.sep in args.vocab or args.vocab.endswith((".txt", ".vocab"))  # parse_vocabulary says
+        if not osp.exists(args.vocab) and not looks_like_a_path and not any(c in args.vocab for c in ",;"):
             raise VocabularyError(f"--vocab {args.vocab!r}: there is no such vocabulary file, and a single class name "
                                   "cannot label a dataset (give 'background,cat,dog' or a file)")  # fmt: skip
         vocab = parse_vocabulary(args.vocab)
