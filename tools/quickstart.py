@@ -53,7 +53,8 @@ def main() -> int:
     train_opts = [f"train.seed={args.seed}", f"data.train={data}/train/{{00000..{len(shards) - 1:05d}}}.tar"]
     if args.minutes:
         train_opts.append(f"train.time_budget_minutes={args.minutes}")
-    resume = ["--resume"] if (work / "checkpoints" / "latest").is_file() else []
+    # a finished or interrupted run continues from its latest checkpoint; one that never wrote a checkpoint restarts
+    resume = ["--resume"] if (work / "checkpoints" / "latest").is_file() else ["--overwrite"]
     run("2/5 train on image-caption pairs only", [py, "tools/train.py", TRAIN_CONFIG, "--work-dir", str(work), *resume,
                                                   "--cfg-options", *train_opts])  # fmt: skip
     trained = work / "checkpoints" / (work / "checkpoints" / "latest").read_text().strip()
