@@ -267,7 +267,7 @@ def test_tools_test_reports_a_test_cfg_typo_before_the_run(tmp_path, world_val, 
     [
         ("background,circle,square", "holds label id 6, but the vocabulary has 3 classes"),
         ("", "--vocab is empty"),
-        ("my_names", "no such vocabulary file"),
+        ("my_names", "vocabulary file my_names does not exist"),
     ],
 )
 def test_a_vocabulary_that_cannot_label_the_dataset_is_refused(tmp_path, world_val, checkpoint, capsys, vocab,

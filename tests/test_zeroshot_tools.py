@@ -27,6 +27,7 @@ SIZES = [(40, 60), (52, 38), (44, 44)]
 def load_tool(name):
     spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
 

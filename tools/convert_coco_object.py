@@ -16,24 +16,16 @@ from functools import partial
 from glob import glob
 from multiprocessing import Pool
 
-import numpy as np
-from PIL import Image
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-# COCO thing category ids 1..90 minus the 10 ids COCO never used; in stuffthingmaps a pixel holds id - 1.
-UNUSED_THING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
-THING_VALUES = tuple(i - 1 for i in range(1, 91) if i not in UNUSED_THING_IDS)
-LUT = np.zeros(256, np.uint8)  # everything else (stuff 91-181, unused ids, 255) -> background 0
-LUT[list(THING_VALUES)] = np.arange(1, len(THING_VALUES) + 1)
+from groupseg.zeroshot.label_maps import COCO_OBJECT_81, remap_label_png  # noqa: E402
+
 SUFFIX = "_instanceTrainIds.png"
 
 
 def convert(mask_path: str, out_dir: str) -> str:
-    mask = np.array(Image.open(mask_path))
-    if mask.dtype != np.uint8 or mask.ndim != 2:
-        raise ValueError(f"{mask_path}: expected a single-channel 8-bit label PNG, got {mask.dtype} {mask.shape}")
     out = osp.join(out_dir, osp.basename(mask_path)[: -len(".png")] + SUFFIX)
-    Image.fromarray(LUT[mask]).save(out)
-    return out
+    return remap_label_png(mask_path, out, COCO_OBJECT_81)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Zero-shot evaluation, mmseg style: parse args, merge the config, build an mmengine Runner, run the test loop.
 
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
-        [--show-dir DIR] [--work-dir DIR] [--json FILE] [--cfg-options key=value ...]
+        [--show-dir DIR] [--work-dir DIR] [--json FILE] [--protocol groupvit|tcl|sclip] [--cfg-options key=value ...]
 
 Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads (a training
 run's ``checkpoints/latest`` or work dir included). Before the run starts, the checkpoint is read, the config's
@@ -30,10 +30,11 @@ from groupseg.zeroshot import (  # noqa: E402
     DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, check_samples,
     check_test_cfg, dataset_classes, parse_vocabulary,
 )  # fmt: skip
+from groupseg.zeroshot.protocols import PROTOCOL_NAMES, ProtocolError, apply_protocol  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-USER_ERRORS = (CheckpointError, ConfigError, DatasetError, VocabularyError, FileNotFoundError)
+USER_ERRORS = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
 TRUSTED_PICKLE_OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"  # torch's own switch, for files you trust
 
 
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
     parser.add_argument("--json", help="also write the metrics (mIoU, aAcc, mAcc, images/s) to this JSON file")
+    parser.add_argument("--protocol", choices=PROTOCOL_NAMES,
+                        help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
+                        "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
     return parser.parse_args(argv)
 
@@ -62,7 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(f"config {args.config} does not exist")
-    cfg = Config.fromfile(args.config)
+    # unformatted when logged and dumped: yapf spends seconds on a config with a 150- or 171-class vocabulary
+    cfg = Config.fromfile(args.config, format_python_code=False)
+    if args.protocol:
+        apply_protocol(cfg, args.protocol)  # before --cfg-options, so that explicit overrides win
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
@@ -83,9 +90,8 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.vocab is not None:
         if not args.vocab.strip():
             raise VocabularyError("--vocab is empty: give class names ('background,cat,dog') or a vocabulary file")
-        looks_like_a_path = os.sep in args.vocab or args.vocab.endswith((".txt", ".vocab"))  # parse_vocabulary says
-        if not osp.exists(args.vocab) and not looks_like_a_path and not any(c in args.vocab for c in ",;"):
-            raise VocabularyError(f"--vocab {args.vocab!r}: there is no such vocabulary file, and a single class name "
+        if not osp.exists(args.vocab) and not any(c in args.vocab for c in ",;"):
+            raise VocabularyError(f"--vocab: vocabulary file {args.vocab} does not exist, and a single class name "
                                   "cannot label a dataset (give 'background,cat,dog' or a file)")  # fmt: skip
         vocab = parse_vocabulary(args.vocab)
         if vocab.templates == DEFAULT_TEMPLATES and config_templates:  # the vocabulary set none: keep the config's
@@ -99,6 +105,8 @@ def build_config(args: argparse.Namespace) -> Config:
     else:
         check_fits_dataset(vocab, labels, f"{dataset.type} ({args.config})")
     cfg.model.vocabulary = vocab.to_config()
+    if vocab.has_exemplars and cfg.model.get("test_cfg", {}).get("exemplar_scale") is None:
+        cfg.model.setdefault("test_cfg", {})["exemplar_scale"] = pipeline_scale(dataset)  # exemplars resized as images
     check_dataset_files(dataset)
     check_samples(dataset, num_labels=len(vocab) if labels is None else None)
 
@@ -124,6 +132,14 @@ def check_load_from(load_from: str | None) -> None:
         raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not "
                               f"plain weights and could run code; if you trust the file, set "
                               f"{TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
+
+
+def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
+    """The ``(long, short)`` bound of the test pipeline's keep-ratio ``Resize`` (``None`` if images keep their size)."""
+    for step in dataset_cfg.get("pipeline") or []:
+        if step.get("type") in ("Resize", "mmcv.Resize") and step.get("keep_ratio") and step.get("scale"):
+            return tuple(step["scale"])
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,7 @@ class Scene(NamedTuple):
     colour_mask: np.ndarray  # [H, W] uint8: 0 background, 1 + index into config.colours
     shapes: list[Shape]  # in drawing order, only those still visible
     background: str
+    instance_mask: np.ndarray  # [H, W] uint8: 0 background, 1 + index into shapes (one id per visible object)
 
 
 SPLITS = {"train": 0, "val": 1, "dev": 2}
@@ -285,7 +286,8 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
         placed.append((kind, colour, diameter, int(inside.sum())))
     pixels = np.bincount(owner[owner >= 0], minlength=len(placed))
     shapes = [Shape(k, c, d, int(n)) for (k, c, d, _), n in zip(placed, pixels) if n > 0]
-    return Scene(np.clip(image, 0, 255).astype(np.uint8), kind_mask, colour_mask, shapes, texture)
+    visible_id = np.concatenate([np.cumsum(pixels > 0) * (pixels > 0), [0]]).astype(np.uint8)  # owner -1 → last → 0
+    return Scene(np.clip(image, 0, 255).astype(np.uint8), kind_mask, colour_mask, shapes, texture, visible_id[owner])
 
 
 # -- captions -------------------------------------------------------------------------------------------------------

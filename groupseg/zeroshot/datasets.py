@@ -1,19 +1,22 @@
-"""Evaluation datasets: COCO-Object (mmseg lacks it) and checks, before a run, that a dataset config points at real
-files whose labels fit: every image has its label PNG, of its own size, with label ids the vocabulary covers.
+"""Evaluation datasets mmseg lacks (COCO-Object, PASCAL VOC without background) and checks, before a run, that a
+dataset config points at real files whose labels fit: every image has its label PNG, of its own size, with label ids
+the vocabulary covers.
 
-PASCAL VOC and PASCAL Context are mmseg's own ``PascalVOCDataset`` / ``PascalContextDataset``; the official prompt
+The other six benchmarks are mmseg's own classes (``PascalVOCDataset``, ``PascalContextDataset``,
+``PascalContextDataset59``, ``COCOStuffDataset``, ``CityscapesDataset``, ``ADE20KDataset``); the official prompt
 names (``diningtable → table`` ...) live in the configs, the label ids and names in mmseg's metainfo.
 """
 from __future__ import annotations
 
 import copy
+import inspect
+import os
 import os.path as osp
 from typing import Sequence
 
 import numpy as np
+from mmseg.datasets import BaseSegDataset, COCOStuffDataset, PascalVOCDataset
 from PIL import Image, UnidentifiedImageError
-
-from mmseg.datasets import BaseSegDataset, COCOStuffDataset
 from mmseg.registry import DATASETS
 
 COCO_OBJECT_CLASSES: tuple[str, ...] = ("background", *COCOStuffDataset.METAINFO["classes"][:80])
@@ -34,6 +37,22 @@ class COCOObjectDataset(BaseSegDataset):
 
     def __init__(self, img_suffix: str = ".jpg", seg_map_suffix: str = "_instanceTrainIds.png", **kwargs):
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+
+
+@DATASETS.register_module()
+class PascalVOC20Dataset(PascalVOCDataset):
+    """PASCAL VOC without its background ('VOC-20'): the 20 object classes as labels 0-19, read from VOC's own masks.
+
+    ``reduce_zero_label``: background 0 becomes the ignore value 255 and objects 1-20 become 0-19 (the boundary 255
+    stays ignored), as TCL's ``PascalVOCDataset20`` and SCLIP's ``PascalVOC20Dataset`` read it.
+    """
+
+    METAINFO = dict(classes=PascalVOCDataset.METAINFO["classes"][1:], palette=PascalVOCDataset.METAINFO["palette"][1:])
+
+    def __init__(self, ann_file: str, reduce_zero_label: bool = True, **kwargs):
+        if not reduce_zero_label:
+            raise ValueError("PascalVOC20Dataset reads VOC masks with reduce_zero_label=True (background is ignored)")
+        super().__init__(ann_file=ann_file, reduce_zero_label=True, **kwargs)
 
 
 def dataset_classes(dataset_cfg: dict) -> tuple[str, ...] | None:
@@ -66,6 +85,26 @@ def check_dataset_files(dataset_cfg: dict) -> None:
         ann_path = ann_file if osp.isabs(ann_file) else osp.join(root, ann_file)
         if not osp.isfile(ann_path):
             raise DatasetError(f"split file {ann_path} does not exist; see data/README.md for where datasets go")
+        return
+    # without a split file every image needs its label map: at least one must exist (a converter may not have run)
+    seg_dir = osp.join(root, prefix.get("seg_map_path", ""))
+    suffix = dataset_cfg.get("seg_map_suffix") or _default_argument(dataset_cfg.get("type"), "seg_map_suffix")
+    if suffix and not _contains_file(seg_dir, suffix):
+        raise DatasetError(f"no *{suffix} label maps under {seg_dir}; see data/README.md for how to make them")
+
+
+def _default_argument(dataset_type, name: str):
+    cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
+    parameter = inspect.signature(cls.__init__).parameters.get(name) if cls is not None else None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
+def _contains_file(folder: str, suffix: str) -> bool:
+    """Whether any file under ``folder`` (recursively, as mmseg lists them) ends with ``suffix``; stops at the first."""
+    for _, _, files in os.walk(folder):
+        if any(name.endswith(suffix) for name in files):
+            return True
+    return False
 
 
 def check_samples(dataset_cfg: dict, num_labels: int | None = None) -> int:
@@ -121,4 +160,3 @@ def _image_size(path: str, what: str) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{what} {path} cannot be read: {err}") from err
     return width, height
-

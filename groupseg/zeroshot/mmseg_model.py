@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal, Mapping
 
 import torch
@@ -36,7 +37,7 @@ class ZeroShotTestConfig:
     mode: Literal["whole", "slide"] = "slide"  # one pass over the whole image, or mmseg's sliding window
     crop_size: tuple[int, int] = option((448, 448))  # slide: window (h, w)
     stride: tuple[int, int] = option((224, 224))  # slide: step (h, w)
-    bg_thresh: float = option(0.95, ge=0, le=1)  # background threshold (label 0 'background'); see head.py
+    bg_thresh: float | None = option(0.95, ge=0, le=1)  # background threshold (label 0 "background"); see head.py
     bg_score: Literal["probability", "cosine"] = "probability"  # what bg_thresh thresholds (head.BG_SCORES)
     crop_batch_size: int = option(4, ge=1)  # slide crops per forward pass
     topk: int = option(5, ge=1)  # classes kept from the image-level embedding (the official head)
@@ -44,6 +45,8 @@ class ZeroShotTestConfig:
     # it natively (models/precision.py), fp32 elsewhere
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False  # torch.compile the image tower
+    # exemplar images of the vocabulary resized to (long, short) like the images segmented; None: their own size
+    exemplar_scale: tuple[int, int] | None = None
 
 
 def check_test_cfg(test_cfg: Mapping[str, Any] | None) -> ConfigDict:
@@ -73,7 +76,10 @@ class GroupViTSegmentor(EncoderDecoder):
             stored in bf16; assignments, embeddings and the head stay fp32; 'auto', the default, is bf16 only where
             the hardware runs it natively, see :func:`groupseg.models.precision.resolve_precision`), ``compile``
             (``torch.compile`` the image tower, weights frozen as constants; each new input shape compiles once, which
-            takes tens of seconds on a CPU).
+            takes tens of seconds on a CPU), ``exemplar_scale`` (``(long, short)``: exemplar images of the vocabulary
+            are resized with mmseg's keep-ratio ``Resize`` to this bound before the image tower, as the test pipeline
+            resizes the images; ``None``: their own size; ``tools/test.py`` copies the test pipeline's ``Resize`` scale
+            here).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -117,17 +123,20 @@ class GroupViTSegmentor(EncoderDecoder):
         self.set_vocabulary(vocabulary)
 
     def set_vocabulary(self, vocabulary: VocabularySpec) -> None:
-        """Switch labels; the class embeddings are computed here, once per vocabulary."""
+        """Switch labels; the class embeddings (text and exemplars) are computed here, once per vocabulary."""
         self.vocabulary: Vocabulary = parse_vocabulary(vocabulary)
         self.num_classes = self.out_channels = len(self.vocabulary)
-        self.register_buffer("class_embeds", class_embeddings(self.model, self.vocabulary), persistent=False)
+        embeds = class_embeddings(self.model, self.vocabulary, exemplar_scale=self.test_cfg.get("exemplar_scale"),
+                                  forward_image=partial(self.forward_image, compiled=False))  # fmt: skip
+        self.register_buffer("class_embeds", embeds, persistent=False)
 
     # -- the GroupViT part ------------------------------------------------------------------------------------------
-    def forward_image(self, inputs: torch.Tensor):
-        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``)."""
+    def forward_image(self, inputs: torch.Tensor, compiled: bool = True):
+        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless ``compiled=False``:
+        exemplar images of many sizes would each compile once)."""
         bf16 = self.test_cfg.precision == "bf16"
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
-            if self._compiled is None:
+            if self._compiled is None or not compiled:
                 return self.model.forward_image(inputs)
             from torch._inductor import config as inductor_config
 

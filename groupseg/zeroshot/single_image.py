@@ -21,6 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
+from .head import BgScore
 from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
@@ -90,9 +91,13 @@ class ZeroShotSegmenter:
         classes: vocabulary (list, "cat,dog" string or file; see :mod:`groupseg.zeroshot.vocabulary`).
         templates: prompt templates (default the official ``"a photo of a {}."``).
         bg_thresh: background threshold in [0, 1] (official: VOC/COCO-Object 0.95, Context 0.35).
+        bg_score: what ``bg_thresh`` thresholds: each segment's best ``"probability"`` (official) or ``"cosine"``
+            similarity to the classes (see :mod:`groupseg.zeroshot.head`; a vocabulary of one exemplar class needs
+            ``"cosine"``: a softmax over one class is always 1).
         background: put a thresholded ``"background"`` label 0 in front of ``classes`` if it is not there.
         mode: ``"whole"`` (one pass) or ``"slide"`` (crops ``crop_size``, step ``stride``, as in evaluation).
-        short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation.
+        short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation;
+            ``None``: images keep their own size. Exemplars in ``classes`` are resized by the same rule.
     """
 
     def __init__(
@@ -101,9 +106,10 @@ class ZeroShotSegmenter:
         classes: VocabularySpec,
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
+        bg_score: BgScore = "probability",
         background: bool = True,
         mode: Literal["whole", "slide"] = "whole",
-        short_side: int = 448,
+        short_side: int | None = 448,
         crop_size: int = 448,
         stride: int = 224,
         device: str | torch.device | None = None,
@@ -113,6 +119,7 @@ class ZeroShotSegmenter:
         if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, (int, float)) or not 0 <= bg_thresh <= 1:
             raise ValueError(f"bg_thresh must be a number in [0, 1], got {bg_thresh!r}")  # nan fails the range too
         vocab = parse_vocabulary(classes, templates=templates, add_background=background)
+        self._background = background
         if not isinstance(model, GroupViT):
             from ..models.load import load_model
 
@@ -120,17 +127,23 @@ class ZeroShotSegmenter:
         elif device is not None:
             model = model.to(device)
         preprocessor = SegDataPreProcessor(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
-        test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh)
+        scale = None if short_side is None else (2048, short_side)
+        test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh,
+                        bg_score=bg_score, exemplar_scale=scale)  # fmt: skip
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
                                            data_preprocessor=preprocessor)  # fmt: skip
         self.segmentor.to(next(model.parameters()).device).eval()
-        self.pipeline = Compose(
-            [LoadImageFromNDArray(), Resize(scale=(2048, short_side), keep_ratio=True), PackSegInputs()]
-        )
+        resize = [] if scale is None else [Resize(scale=scale, keep_ratio=True)]
+        self.pipeline = Compose([LoadImageFromNDArray(), *resize, PackSegInputs()])
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.segmentor.vocabulary.names
+
+    def set_classes(self, classes: VocabularySpec, templates: Sequence[str] | None = None) -> None:
+        """Segment with another vocabulary (text and / or exemplars) from now on; its class embeddings are computed
+        here, once (the model, pipeline and options stay)."""
+        self.segmentor.set_vocabulary(parse_vocabulary(classes, templates=templates, add_background=self._background))
 
     @torch.no_grad()
     def __call__(self, image: ImageLike) -> Segmentation:

@@ -1,0 +1,150 @@
+"""Few-shot segmentation datasets in their published layouts: FSS-1000, COCO-20i, and PASCAL VOC-layout folders
+(PASCAL-5i, the synthetic world's ``val/`` and ``support/``).
+
+Each reader gives ``items()`` (class → keys of the images holding it), ``image(key)`` (RGB uint8), ``mask(key, class)``
+(boolean foreground and boolean ignore mask, or ``None``) and ``class_name(class)``; episodes are drawn by
+:func:`groupseg.metrics.few_shot.sample_episodes`.
+
+- **FSS-1000** (Li et al., CVPR 2020): ``ROOT/<class>/<n>.jpg`` with ``<n>.png`` (0/255 masks, thresholded at 128).
+  The 240 test classes are those of a split file (one class folder name a line, e.g. HSNet's ``test.txt``); without
+  one, every class folder is used.
+- **COCO-20i** (Nguyen & Todorovic, ICCV 2019): COCO 2014 (``ROOT/annotations/instances_val2014.json`` and
+  ``ROOT/val2014/``) read with pycocotools; the 80 categories in id order, fold ``i`` = every fourth from the ``i``-th
+  (PFENet's and HSNet's split); a class's mask is the union of all its instance masks in the image.
+- **VOC layout**: ``JPEGImages/<name>.jpg`` and ``<masks>/<name>.png`` label PNGs (255 ignored), classes named by a
+  vocabulary file whose line ``i`` is label ``i`` (``background`` first); ``fold`` keeps PASCAL-5i's labels
+  ``5·fold + 1 … 5·fold + 5``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from ..zeroshot.single_image import load_rgb
+
+
+class FewShotDatasetError(FileNotFoundError):
+    """A dataset folder that does not hold the layout it should."""
+
+
+def _read_label_png(path: Path) -> np.ndarray:
+    with Image.open(path) as opened:
+        return np.asarray(opened if opened.mode in ("P", "L", "I", "I;16") else opened.convert("L"))
+
+
+class FSS1000:
+    def __init__(self, root: str | os.PathLike, classes: Sequence[str] | str | os.PathLike | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FewShotDatasetError(f"FSS-1000 folder {self.root} does not exist")
+        if isinstance(classes, (str, os.PathLike)):
+            split = Path(classes)
+            if not split.is_file():
+                raise FewShotDatasetError(f"FSS-1000 split file {split} does not exist")
+            classes = [line.strip() for line in split.read_text().splitlines() if line.strip()]
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir()) if classes is None else list(classes)
+        self._items: dict[str, list[tuple[str, str]]] = {}
+        for name in names:
+            folder = self.root / name
+            if not folder.is_dir():
+                raise FewShotDatasetError(f"FSS-1000 class folder {folder} does not exist")
+            stems = sorted((p.stem for p in folder.glob("*.jpg") if p.with_suffix(".png").is_file()),
+                           key=lambda s: (len(s), s))  # fmt: skip
+            if stems:
+                self._items[name] = [(name, stem) for stem in stems]
+        if not self._items:
+            raise FewShotDatasetError(f"no FSS-1000 class folders with N.jpg + N.png pairs in {self.root}")
+
+    def items(self) -> dict[str, list[tuple[str, str]]]:
+        return self._items
+
+    def image(self, key: tuple[str, str]) -> np.ndarray:
+        return load_rgb(self.root / key[0] / f"{key[1]}.jpg")
+
+    def mask(self, key: tuple[str, str], category: str) -> tuple[np.ndarray, None]:
+        return _read_label_png(self.root / key[0] / f"{key[1]}.png") >= 128, None
+
+    def class_name(self, category: str) -> str:
+        return category.replace("_", " ")
+
+
+class COCO20i:
+    def __init__(self, root: str | os.PathLike, fold: int, split: str = "val2014", folds: int = 4):
+        from pycocotools.coco import COCO
+
+        self.root = Path(root)
+        self.images = self.root / split
+        ann_file = self.root / "annotations" / f"instances_{split}.json"
+        for path in (ann_file, self.images):
+            if not path.exists():
+                raise FewShotDatasetError(f"COCO-20i needs {path} (COCO 2014 layout)")
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            self.coco = COCO(str(ann_file))
+        categories = sorted(self.coco.getCatIds())
+        self.fold_classes = [c for rank, c in enumerate(categories) if rank % folds == fold]
+        self._items = {c: sorted(self.coco.getImgIds(catIds=[c])) for c in self.fold_classes}
+
+    def items(self) -> dict[int, list[int]]:
+        return self._items
+
+    def image(self, key: int) -> np.ndarray:
+        return load_rgb(self.images / self.coco.loadImgs(key)[0]["file_name"])
+
+    def mask(self, key: int, category: int) -> tuple[np.ndarray, None]:
+        info = self.coco.loadImgs(key)[0]
+        mask = np.zeros((info["height"], info["width"]), bool)
+        for ann in self.coco.loadAnns(self.coco.getAnnIds(imgIds=key, catIds=[category], iscrowd=None)):
+            mask |= self.coco.annToMask(ann).astype(bool)
+        return mask, None
+
+    def class_name(self, category: int) -> str:
+        return self.coco.loadCats(category)[0]["name"]
+
+
+class VOCLayout:
+    def __init__(
+        self, root: str | os.PathLike, vocabulary: str | os.PathLike, masks: str = "SegmentationClass",
+        fold: int | None = None,
+    ):  # fmt: skip
+        from ..zeroshot.vocabulary import parse_vocabulary
+
+        self.root = Path(root)
+        self.mask_dir = self.root / masks
+        for path in (self.root / "JPEGImages", self.mask_dir):
+            if not path.is_dir():
+                raise FewShotDatasetError(f"{path} does not exist (PASCAL VOC layout: JPEGImages and {masks})")
+        vocabulary = Path(vocabulary)
+        if not vocabulary.is_file() and (self.root / vocabulary).is_file():  # a vocabulary file of the folder
+            vocabulary = self.root / vocabulary
+        self.names = parse_vocabulary(vocabulary).names
+        labels = range(1, len(self.names)) if fold is None else range(5 * fold + 1, 5 * fold + 6)
+        self._items: dict[int, list[str]] = {label: [] for label in labels}
+        for png in sorted(self.mask_dir.glob("*.png")):
+            present = np.unique(_read_label_png(png))
+            for label in present:
+                if int(label) in self._items:
+                    self._items[int(label)].append(png.stem)
+
+    def items(self) -> dict[int, list[str]]:
+        return self._items
+
+    def image(self, key: str) -> np.ndarray:
+        return load_rgb(self.root / "JPEGImages" / f"{key}.jpg")
+
+    def mask(self, key: str, category: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = _read_label_png(self.mask_dir / f"{key}.png")
+        return labels == category, labels == 255
+
+    def class_name(self, category: int) -> str:
+        return self.names[category]
+
+
+FewShotDataset = Union[FSS1000, COCO20i, VOCLayout]  # keys: (class, stem) for FSS-1000, image ids, image names

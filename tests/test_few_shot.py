@@ -1,0 +1,203 @@
+"""Few-shot segmentation: the FG-IoU metric and episodes, FSS-1000 / COCO-20i / VOC-layout readers on generated
+layouts, the synthetic world's support split, the pixel-colour baseline, and tools/eval_fewshot.py."""
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import groupseg
+from groupseg.data.few_shot import COCO20i, FSS1000, FewShotDatasetError, VOCLayout
+from groupseg.metrics.few_shot import FewShotIoU, sample_episodes
+from groupseg.synthetic.colour_baseline import colour_baseline_mask
+from groupseg.synthetic.support import support_scene, write_support
+from groupseg.synthetic.world import WorldConfig, render, scene_rng, write_segmentation
+from groupseg.zeroshot import parse_vocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD = WorldConfig(image_size=32)
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_foreground_iou_sums_each_class_over_its_episodes_then_averages_classes():
+    meter = FewShotIoU()
+    gt = np.zeros((4, 4), bool)
+    gt[:2, :2] = True  # 4 pixels
+    pred = np.zeros((4, 4), bool)
+    pred[:2, :3] = True  # 6 pixels, 4 right
+    meter.add("a", pred, gt)  # I 4, U 6
+    meter.add("a", np.zeros((4, 4), bool), gt)  # I 0, U 4
+    ignore = np.zeros((4, 4), bool)
+    ignore[:, 2:] = True  # the two extra predicted pixels are not scored
+    meter.add("b", pred, gt, ignore)  # I 4, U 4
+    assert meter.per_class() == {"a": pytest.approx(40.0), "b": pytest.approx(100.0)}
+    assert meter.mean_iou() == pytest.approx(70.0) and meter.episodes == 3
+    # background: episode 1 I 10 U 12, episode 2 I 12 U 16, episode 3 (8 valid pixels) I 4 U 4
+    assert meter.fb_iou() == pytest.approx(50 * (8 / 14 + 26 / 32))
+    with pytest.raises(ValueError, match="differ in shape"):
+        meter.add("a", pred[:3], gt)
+
+
+def test_episodes_are_fixed_by_the_seed_and_shots_share_queries():
+    items = {"cat": [f"c{i}" for i in range(10)], "dog": [f"d{i}" for i in range(7)], "rare": ["r0", "r1"]}
+    every = sample_episodes(items, shots=5, seed=0)  # FSS-1000: every item is a query once
+    assert sorted(e.query for e in every) == sorted(items["cat"] + items["dog"])  # 'rare' lacks 5 supports
+    for episode in every:
+        assert len(episode.support) == 5 and episode.query not in episode.support
+        assert set(episode.support) <= set(items[episode.category])
+    assert sample_episodes(items, shots=5, seed=0) == every
+    assert sample_episodes(items, shots=5, seed=1) != every
+    one = sample_episodes(items, shots=1, seed=0)
+    assert [e.query for e in one if e.category != "rare"] == [e.query for e in every]
+    assert all(a.support == b.support[:1] for a, b in zip((e for e in one if e.category != "rare"), every))
+    drawn = sample_episodes(items, shots=1, num_episodes=200, seed=3)  # COCO-20i: random class, random query
+    assert len(drawn) == 200 and {e.category for e in drawn} == {"cat", "dog", "rare"}
+    pool = {"cat": ["s0", "s1"], "dog": ["s2"]}
+    apart = sample_episodes(items, shots=2, seed=0, support_items=pool)  # supports from another split
+    assert {e.category for e in apart} == {"cat"} and all(set(e.support) == {"s0", "s1"} for e in apart)
+
+
+def make_fss(root, rng, classes=("bald_eagle", "yoyo", "zebra"), per_class=4):
+    """FSS-1000's layout: one folder per class, N.jpg with a 0/255 N.png; each class one colour on grey."""
+    colours = {}
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        colours[name] = np.array([(200, 30, 30), (30, 200, 30), (30, 30, 200)][c % 3])
+        for n in range(1, per_class + 1):
+            mask = np.zeros((48, 40), bool)
+            y, x = rng.integers(0, 20, 2)
+            mask[y : y + 20, x : x + 16] = True
+            image = np.full((48, 40, 3), 120.0) + rng.normal(0, 4, (48, 40, 3))
+            image[mask] = colours[name] + rng.normal(0, 4, (mask.sum(), 3))
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / name / f"{n}.jpg", quality=95)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / name / f"{n}.png")
+    (root / "notes.txt").write_text("not a class")
+    return classes
+
+
+def test_fss1000_reader(tmp_path):
+    classes = make_fss(tmp_path / "fss", np.random.default_rng(0))
+    data = FSS1000(tmp_path / "fss")
+    assert list(data.items()) == list(classes) and len(data.items()["yoyo"]) == 4
+    key = data.items()["zebra"][2]
+    assert key == ("zebra", "3") and data.image(key).shape == (48, 40, 3)
+    mask, ignore = data.mask(key, "zebra")
+    assert mask.dtype == bool and mask.sum() == 20 * 16 and ignore is None
+    (tmp_path / "split.txt").write_text("yoyo\nzebra\n")
+    assert list(FSS1000(tmp_path / "fss", tmp_path / "split.txt").items()) == ["yoyo", "zebra"]
+    assert data.class_name("bald_eagle") == "bald eagle"
+    with pytest.raises(FewShotDatasetError, match="does not exist"):
+        FSS1000(tmp_path / "fss", ["yoyo", "unicorn"])
+
+
+def make_coco(root, rng):
+    """COCO 2014's layout with eight categories (ids with gaps, as COCO's), RLE and polygon instances."""
+    from pycocotools import mask as mask_utils
+
+    (root / "val2014").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    category_ids = [1, 2, 3, 5, 7, 8, 11, 13]
+    images, annotations, truth = [], [], {}
+    for image_id in range(1, 9):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(root / "val2014" / f"{image_id}.jpg")
+        images.append(dict(id=image_id, file_name=f"{image_id}.jpg", height=30, width=40))
+        for category in rng.choice(category_ids, 2, replace=False):
+            union = np.zeros((30, 40), bool)
+            for _ in range(2):  # two instances of the class: its mask is their union
+                inst = np.zeros((30, 40), bool)
+                y, x = rng.integers(0, 20, 2)
+                inst[y : y + 10, x : x + 12] = True
+                rle = mask_utils.encode(np.asfortranarray(inst.astype(np.uint8)))
+                rle["counts"] = rle["counts"].decode()
+                annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=int(category),
+                                        segmentation=rle, area=float(inst.sum()), bbox=[float(x), float(y), 12.0, 10.0],
+                                        iscrowd=0))  # fmt: skip
+                union |= inst
+            truth[(image_id, int(category))] = union
+    categories = [dict(id=c, name=f"thing{c}", supercategory="x") for c in category_ids]
+    (root / "annotations/instances_val2014.json").write_text(
+        json.dumps(dict(images=images, annotations=annotations, categories=categories)))  # fmt: skip
+    return category_ids, truth
+
+
+def test_coco20i_reader_folds_every_fourth_category(tmp_path):
+    category_ids, truth = make_coco(tmp_path / "coco", np.random.default_rng(1))
+    for fold in range(4):
+        data = COCO20i(tmp_path / "coco", fold)
+        assert data.fold_classes == category_ids[fold::4]
+        for category, images in data.items().items():
+            assert images == sorted(i for i, c in truth if c == category)
+    data = COCO20i(tmp_path / "coco", 1)
+    (image_id, category), want = next((k, v) for k, v in truth.items() if k[1] in data.fold_classes)
+    mask, _ = data.mask(image_id, category)
+    np.testing.assert_array_equal(mask, want)
+    assert data.image(image_id).shape == (30, 40, 3) and data.class_name(category) == f"thing{category}"
+    with pytest.raises(FewShotDatasetError, match="instances_train2014.json"):
+        COCO20i(tmp_path / "coco", 0, split="train2014")
+
+
+def test_support_split_has_its_own_seed_space_and_exemplar_vocabularies(tmp_path):
+    write_support(tmp_path / "a", 30, WORLD, seed=0)
+    write_support(tmp_path / "b", 30, WORLD, seed=0)
+    digest = {p.relative_to(tmp_path / "a"): hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in (tmp_path / "a").rglob("*") if p.is_file()}  # fmt: skip
+    assert digest == {p.relative_to(tmp_path / "b"): hashlib.sha256(p.read_bytes()).hexdigest()
+                      for p in (tmp_path / "b").rglob("*") if p.is_file()}  # fmt: skip
+    for index in range(30):
+        support = support_scene(0, index, WORLD).image
+        for split in ("train", "val", "dev"):
+            assert not np.array_equal(support, render(scene_rng(0, split, index), WORLD).image)
+    support = VOCLayout(tmp_path / "a", "classes.txt")
+    assert support.names[1:] == WORLD.kinds and sum(map(len, support.items().values())) >= 30
+    exemplars = parse_vocabulary(tmp_path / "a" / "exemplars.txt")
+    assert exemplars.names == ("background", *WORLD.kinds) and exemplars.words[1:] == ((),) * 6
+    for label, (exemplar,) in enumerate(exemplars.exemplars[1:], 1):
+        assert exemplar.mask_id == label and exemplar.foreground.any()
+    both = parse_vocabulary(tmp_path / "a" / "text_exemplars_colours.txt")
+    assert both.names[1:] == tuple(f"{c} shape" for c in WORLD.colours)
+    assert all(words == (name,) and len(ex) == 1 for name, words, ex in zip(both.names[1:], both.words[1:],
+                                                                           both.exemplars[1:]))  # fmt: skip
+
+
+def test_colour_baseline_finds_a_colour_it_was_shown(tmp_path):
+    make_fss(tmp_path / "fss", np.random.default_rng(2))
+    data = FSS1000(tmp_path / "fss")
+    (support,), (query,) = data.items()["zebra"][:1], data.items()["zebra"][1:2]
+    prediction = colour_baseline_mask([(data.image(support), data.mask(support, "zebra")[0])], data.image(query))
+    truth = data.mask(query, "zebra")[0]
+    assert (prediction & truth).sum() / (prediction | truth).sum() > 0.9
+
+
+def test_eval_fewshot_tool_on_fss_and_the_synthetic_world(tmp_path, sharp_tiny_model, capsys):
+    make_fss(tmp_path / "fss", np.random.default_rng(3), per_class=6)
+    tool = load_tool("eval_fewshot")
+    assert tool.main(["fss1000", str(tmp_path / "fss"), "--method", "colour", "--json", str(tmp_path / "c.json")]) == 0
+    scores = json.loads((tmp_path / "c.json").read_text())
+    assert set(scores) >= {"1-shot", "5-shot"} and scores["1-shot"]["episodes"] == 18
+    assert scores["5-shot"]["mIoU"] > 90 and set(scores["5-shot"]["per_class"]) == {"bald eagle", "yoyo", "zebra"}
+    assert "1-shot: mIoU" in capsys.readouterr().out
+
+    root = tmp_path / "world"
+    write_segmentation(root / "val", 4, WORLD, seed=0)
+    write_support(root / "support", 30, WORLD, seed=0)
+    checkpoint = groupseg.save_checkpoint(sharp_tiny_model, tmp_path / "ckpt")
+    args = ["synthetic", str(root), "--checkpoint", str(checkpoint), "--labels", "colours", "--shots", "1", "2",
+            "--json", str(tmp_path / "s.json")]  # fmt: skip
+    assert tool.main(args) == 0
+    scores = json.loads((tmp_path / "s.json").read_text())
+    query = VOCLayout(root / "val", "colours.txt", "SegmentationClassColour")
+    assert scores["2-shot"]["episodes"] == sum(map(len, query.items().values()))  # every (image, colour) once
+    assert all(0 <= v <= 100 for v in scores["1-shot"]["per_class"].values())
+
+    assert tool.main(["synthetic", str(tmp_path / "nowhere"), "--method", "colour"]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and tool.main(["fss1000", str(tmp_path / "fss")]) == 2
+    assert "needs --checkpoint" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""One-shot / few-shot segmentation in the field's protocol: fixed episodes, foreground IoU per class, mean over classes.
+
+    python tools/eval_fewshot.py synthetic data/synthetic --checkpoint CKPT [--labels shapes|colours] [--support DIR]
+    python tools/eval_fewshot.py fss1000 data/FSS-1000 --split-file test.txt --checkpoint CKPT
+    python tools/eval_fewshot.py coco20i data/coco --fold 0 --checkpoint CKPT [--episodes 1000]
+        [--shots 1 5] [--seed 0] [--method exemplar|colour] [--bg-thresh T] [--short-side N] [--json FILE]
+
+Each episode defines the class by its support images and masks (one exemplar each, averaged) and segments the query:
+foreground where a segment's cosine similarity to the class beats ``--bg-thresh`` (the head's background rule).
+``--method colour`` is the pixel-colour baseline (no model). Episodes: synthetic and FSS-1000 query every image of
+every class once (synthetic: queries from ``val/``, supports from ``support/``); COCO-20i draws ``--episodes``
+(default 1000) from ``--seed``. Protocol and readers: groupseg/metrics/few_shot.py, groupseg/data/few_shot.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+
+import groupseg  # noqa: E402  (first: applies the compat shims)
+from groupseg.data.few_shot import COCO20i, FSS1000, FewShotDatasetError, VOCLayout  # noqa: E402
+from groupseg.metrics.few_shot import FewShotIoU, sample_episodes  # noqa: E402
+from groupseg.models.checkpoint import CheckpointError  # noqa: E402
+from groupseg.prompts.exemplars import Exemplar, ExemplarError  # noqa: E402
+from groupseg.synthetic.colour_baseline import colour_baseline_mask  # noqa: E402
+from groupseg.synthetic.world import EVAL_VOCABULARIES  # noqa: E402
+from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
+
+DEFAULT_BG_THRESH = 0.9  # cosine; chosen on the synthetic world's dev split (docs/exemplars.md)
+USER_ERRORS = (CheckpointError, ExemplarError, FewShotDatasetError, VocabularyError, ValueError)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", choices=("synthetic", "fss1000", "coco20i"), help="dataset layout")
+    parser.add_argument("root", help="dataset folder")
+    parser.add_argument("--checkpoint", help="GroupViT weights (anything groupseg.load_model reads)")
+    parser.add_argument("--method", choices=("exemplar", "colour"), default="exemplar",
+                        help="exemplar embeddings (default) or the pixel-colour baseline (no model)")  # fmt: skip
+    parser.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="support images per episode (default 1 5)")
+    parser.add_argument("--episodes", type=int, help="episodes drawn at random (default: every query once; COCO 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), default="shapes", help="synthetic: which labels")
+    parser.add_argument("--support", help="synthetic: the support split (default ROOT/support)")
+    parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all)")
+    parser.add_argument("--fold", type=int, default=0, help="COCO-20i fold 0-3 (default 0)")
+    parser.add_argument("--bg-thresh", type=float, default=DEFAULT_BG_THRESH,
+                        help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
+    parser.add_argument("--short-side", type=int, help="resize images (and exemplars) to this short side (default: own size)")
+    parser.add_argument("--json", help="write the scores (per shots: mIoU, FB-IoU, per class) to this JSON file")
+    parser.add_argument("--device", default="cpu")
+    return parser.parse_args(argv)
+
+
+def datasets(args: argparse.Namespace):
+    """``(support dataset, query dataset, default episodes)`` for the layout asked for."""
+    if args.dataset == "synthetic":
+        vocab, masks = EVAL_VOCABULARIES[args.labels]
+        query = VOCLayout(osp.join(args.root, "val"), vocab, masks)
+        support = VOCLayout(args.support or osp.join(args.root, "support"), vocab, masks)
+        return support, query, None
+    if args.dataset == "fss1000":
+        data = FSS1000(args.root, args.split_file)
+        return data, data, None
+    data = COCO20i(args.root, args.fold)
+    return data, data, 1000
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    support_data, query_data, default_episodes = datasets(args)
+    segmenter = None
+    if args.method == "exemplar":
+        if not args.checkpoint:
+            raise CheckpointError("--method exemplar needs --checkpoint")
+        segmenter = ZeroShotSegmenter(args.checkpoint, ["background", "placeholder"], bg_thresh=args.bg_thresh,
+                                      bg_score="cosine", short_side=args.short_side, device=args.device)  # fmt: skip
+    episodes_asked = args.episodes if args.episodes is not None else default_episodes
+    results = {}
+    for shots in args.shots:
+        episodes = sample_episodes(
+            query_data.items(), shots=shots, num_episodes=episodes_asked, seed=args.seed,
+            support_items=None if support_data is query_data else support_data.items(),
+        )  # fmt: skip
+        if not episodes:
+            raise ValueError(f"no class has {shots} support images besides its query")
+        meter, start = FewShotIoU(), time.perf_counter()
+        for episode in episodes:
+            supports = [(support_data.image(k), support_data.mask(k, episode.category)[0]) for k in episode.support]
+            query = query_data.image(episode.query)
+            target, ignore = query_data.mask(episode.query, episode.category)
+            if segmenter is None:
+                prediction = colour_baseline_mask(supports, query)
+            else:
+                name = query_data.class_name(episode.category)
+                segmenter.set_classes([Exemplar(name, rgb, mask) for rgb, mask in supports])
+                prediction = segmenter(query).labels == 1
+            meter.add(episode.category, prediction, target, ignore)
+        seconds = time.perf_counter() - start
+        per_class = {query_data.class_name(c): round(v, 2) for c, v in meter.per_class().items()}
+        results[f"{shots}-shot"] = dict(mIoU=meter.mean_iou(), FB_IoU=meter.fb_iou(), episodes=len(episodes),
+                                        classes=len(per_class), seconds=seconds, per_class=per_class)  # fmt: skip
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if any(s < 1 for s in args.shots):
+        print("error: --shots must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        results = evaluate(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    what = args.method if args.method == "colour" else f"exemplars, bg-thresh {args.bg_thresh}"
+    print(f"{args.dataset} {args.labels if args.dataset == 'synthetic' else ''} few-shot foreground IoU ({what})")
+    for setting, r in results.items():
+        classes = "  ".join(f"{name} {iou:.1f}" for name, iou in r["per_class"].items())
+        print(f"{setting}: mIoU {r['mIoU']:.2f}  FB-IoU {r['FB_IoU']:.2f}  ({r['episodes']} episodes, "
+              f"{r['classes']} classes, {r['seconds']:.1f} s)\n  {classes}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"dataset": args.dataset, "method": args.method, "seed": args.seed, **results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
