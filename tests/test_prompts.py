@@ -82,6 +82,8 @@ def test_a_box_keeps_the_units_lying_mostly_inside_it():
     assert same_masks(masks, [B])  # B's two stage-1 groups, and B itself; the background is mostly outside
     masks, _ = predictor.predict(box=[1, 1, 4, 4])  # A is 9/13 inside: kept whole at the final stage
     assert same_masks(masks, [SQUARE, A])
+    masks, _ = predictor.predict(box=[4, 0, 7, 3])  # inside the background only: the unit most inside, not an error
+    assert same_masks(masks, [C])
 
 
 def test_masks_come_back_at_the_original_image_size():

@@ -12,7 +12,8 @@ SAM's conventions: pixel coordinates (x, y) of the original image, label 1 = for
 A prompt selects units (:mod:`groupseg.prompts.units`: groups of each grouping stage and their connected pieces).
 One candidate per unit kind, finest first (stage-1 piece, stage-1 group, ..., final piece, final group): for each
 positive point the unit of that kind under it, or, if that unit holds a negative point, the coarsest finer unit that
-holds none; the units lying mostly (≥ half their area) inside the box; minus, for each negative point, the coarsest
+holds none; the units lying mostly (≥ half their area) inside the box (if none, the one with the largest share
+inside); minus, for each negative point, the coarsest
 unit (of that kind or finer) under it that holds no positive point. So clicks refine: a later click of the other
 sign splits a unit into finer ones. These are the nested granularities of the
 hierarchy; each is scored by its ``predicted_iou`` (agreement of the hard mask with the soft assignment map),
@@ -281,12 +282,16 @@ class GroupPredictor:
 
     @staticmethod
     def _units_inside(units: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-        """Ids of the units with at least half of their pixels inside the box."""
+        """Ids of the units with at least half of their pixels inside the box (if none, the one most inside)."""
         r0, c0, r1, c1 = window
         count = int(units.max()) + 1
         inside = np.bincount(units[r0:r1, c0:c1].ravel(), minlength=count)
         total = np.bincount(units.ravel(), minlength=count)
-        return np.nonzero((total > 0) & (2 * inside >= total))[0]
+        mostly = np.nonzero((total > 0) & (2 * inside >= total))[0]
+        if mostly.size:
+            return mostly
+        share = inside / np.maximum(total, 1)  # none: the unit with the largest share inside (a box in one unit)
+        return np.array([int(np.lexsort((inside, share))[-1])])
 
     def _text_candidates(self, text: str) -> list[tuple[np.ndarray, float]]:
         if self.vocabulary is not None:
