@@ -4,6 +4,7 @@ Parameter names follow NVlabs' ``img_encoder`` so official weights load by name.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,12 +18,33 @@ from .layers import AttnBlock, MixerMlp
 def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Resize a square learned position table ``[1, S*S, C]`` to ``grid`` (bicubic, as the official code)."""
     _, length, dim = pos_embed.shape
-    side = int(round(length**0.5))
+    side = math.isqrt(int(length))
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        # an exported graph takes any size: the same resize as two small matmuls (ONNX Runtime's bicubic Resize is
+        # ~50× slower than torch's; this also keeps the native grid on the traced path, where it is the identity)
+        rows, cols = bicubic_matrix(grid[0], side), bicubic_matrix(grid[1], side)
+        table = (rows @ pos_embed.reshape(side, side * dim)).reshape(-1, side, dim)  # [h, S, C]
+        return (cols @ table).reshape(1, -1, dim)  # [h, w, C] → [1, h*w, C]
     if (side, side) == tuple(grid):
         return pos_embed
     table = pos_embed.reshape(1, side, side, dim).permute(0, 3, 1, 2)
     table = F.interpolate(table, size=grid, mode="bicubic", align_corners=False)
     return table.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
+
+
+def bicubic_matrix(out_size: int, in_size: int, a: float = -0.75) -> torch.Tensor:
+    """``[out_size, in_size]`` weights of torch's bicubic resize along one axis (``align_corners=False``, Keys'
+    kernel with ``a = -0.75``, edge taps clamped): ``F.interpolate(bicubic)`` of a table = rows @ table @ colsᵀ."""
+    source = (torch.arange(out_size, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5
+    base = source.floor()
+    frac = source - base
+    distance = torch.stack([frac + 1, frac, 1 - frac, 2 - frac], dim=-1)  # to the 4 taps base-1 .. base+2
+    near = ((a + 2) * distance - (a + 3)) * distance * distance + 1
+    far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
+    weights = torch.where(distance <= 1, near, far)  # [out, 4]
+    taps = (base[:, None] + torch.arange(-1, 3)).clamp(0, in_size - 1)  # [out, 4]
+    one_hot = (taps[..., None] == torch.arange(in_size, dtype=taps.dtype)).to(weights.dtype)  # [out, 4, in]
+    return (one_hot * weights[..., None]).sum(dim=1)
 
 
 class PatchEmbed(nn.Module):
