@@ -3,27 +3,30 @@ from . import compat
 
 compat.apply()
 
-from .models import GroupViT, GroupViTConfig, build_config  # noqa: E402
-from .tokenizer import tokenize  # noqa: E402
-
 __version__ = "0.1.0"
+
+# Public names import on first use, so that `import groupseg` (and a tool's --help) stays quick.
+_LAZY = {
+    "GroupViT": "groupseg.models.groupvit",
+    "GroupViTConfig": "groupseg.models.groupvit",
+    "build_config": "groupseg.models.groupvit",
+    "tokenize": "groupseg.tokenizer",
+    "load_model": "groupseg.models.load",
+    "save_checkpoint": "groupseg.models.checkpoint",
+    "ZeroShotSegmenter": "groupseg.zeroshot.single_image",
+}
 
 
 def __getattr__(name: str):
-    # Heavier entry points import lazily, so `import groupseg` stays quick for the model-only user.
-    if name == "load_model":
-        from .models.load import load_model
+    if name in _LAZY:
+        import importlib
 
-        return load_model
-    if name == "save_checkpoint":
-        from .models.checkpoint import save_checkpoint
-
-        return save_checkpoint
-    if name == "ZeroShotSegmenter":
-        from .zeroshot.single_image import ZeroShotSegmenter
-
-        return ZeroShotSegmenter
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'groupseg' has no attribute {name!r}")
 
 
-__all__ = ["GroupViT", "GroupViTConfig", "ZeroShotSegmenter", "build_config", "load_model", "save_checkpoint", "tokenize"]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

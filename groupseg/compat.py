@@ -14,7 +14,7 @@ Why each exists (all measured on the pinned versions in requirements.txt):
    loader pass ``weights_only=False``, the behaviour mmengine was written for. groupseg's own checkpoints are
    safetensors + JSON and never need pickle.
 3. open_clip imports torchvision: a torchvision that does not match torch fails deep inside open_clip. We check the
-   pair up front and say what to install.
+   pair before open_clip is imported (``groupseg/models/text.py``) and say what to install.
 
 Call :func:`apply` (idempotent) before importing mmseg; ``groupseg/__init__.py`` does it.
 """
@@ -125,7 +125,6 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    check_torchvision()
     if install_mmcv_ops_standin():
         # mmcv's transformer bricks warn on import that the deformable-attention op is missing: expected here.
         warnings.filterwarnings("ignore", message="Fail to import ``MultiScaleDeformableAttention``")

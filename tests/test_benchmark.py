@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_writes_every_part(tmp_path):
     out = tmp_path / "bench.json"
     command = [sys.executable, "tools/benchmark.py", "--tiny", "--repeats", "1", "--warmup", "0", "--threads", "1",

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("dist_step_worker.py")
@@ -14,6 +15,7 @@ def run(cmd, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_rank_gloo_step_equals_one_process_on_the_global_batch(tmp_path):
     run([sys.executable, str(WORKER), str(tmp_path / "one.pt")], tmp_path)
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),

@@ -97,6 +97,7 @@ def test_bf16_segmentor_agrees_with_fp32_and_leaves_the_callers_model_alone(mode
         GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg={**cfg, "precision": "fp16"})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
 @torch.no_grad()
 def test_compiled_segmentor_matches_eager(model):

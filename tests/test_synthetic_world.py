@@ -193,6 +193,7 @@ def tiny_world(tmp_path_factory) -> Path:
     return data
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_main_job_end_to_end(tiny_world, tmp_path):
     """The README's first command on a tiny world and a few seconds of training: every step runs, the summary holds
     both baselines and both vocabularies, and the overlays are written."""
@@ -209,6 +210,7 @@ def test_quickstart_runs_the_main_job_end_to_end(tiny_world, tmp_path):
     assert len(list((work / "overlays").rglob("*.png"))) == 6 and len(list((work / "pred").glob("*.png"))) == 6
 
 
+@pytest.mark.slow
 def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
     """tools/research/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
     all-background baseline of the same held-out set."""
@@ -254,6 +256,7 @@ def test_diagnostics_measure_what_they_say(tmp_path):
     assert (oracle_labels(one_group, gts, num_classes) == majority).all()
 
 
+@pytest.mark.slow
 def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
     """tools/research/diagnose_synthetic.py computes the zero-shot mIoU in process; it is the number tools/test.py reports."""
     ckpt = tmp_path / "untrained"
@@ -279,6 +282,7 @@ def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
 EMERGENCE_STEPS = 500  # ~2.5 minutes of the synthetic recipe on 2 cores (its full schedule is 1,400 steps)
 
 
+@pytest.mark.slow
 def test_segmentation_emerges_from_captions(tmp_path):
     """The mission in miniature: the synthetic recipe (configs/synthetic/groupvit_synthetic.py) trained with
     tools/train.py on image-caption pairs only, for a third of its schedule on a small world, segments the

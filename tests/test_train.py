@@ -56,6 +56,7 @@ def metrics(work_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_training_learns_reports_skips_and_writes_loadable_checkpoints(tmp_path, shards):
     cfg = write_config(tmp_path, shards)
     out = run(train_cmd(cfg, tmp_path / "run"))
@@ -75,6 +76,7 @@ def test_training_learns_reports_skips_and_writes_loadable_checkpoints(tmp_path,
     assert model.encode_image(torch.randn(1, 3, 32, 32)).shape == (1, 16)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, shards):
     cfg = write_config(tmp_path, shards, epochs=8)
     full = run(train_cmd(cfg, tmp_path / "full"))
@@ -102,6 +104,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, shard
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, shards):
     cfg = write_config(tmp_path, shards)
     out = run(train_cmd(cfg, tmp_path / "nan", "--cfg-options", "model.logit_scale_init=nan"))
@@ -115,6 +118,7 @@ def test_bad_config_path_is_a_clear_error(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_trains_end_to_end(tmp_path, shards):
     cfg = write_config(tmp_path, shards, epochs=1)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN), str(cfg),
@@ -147,6 +151,7 @@ def test_bf16_autocast_step_tracks_fp32():
     assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early_with_a_checkpoint(tmp_path, shards):
     cfg = write_config(tmp_path, shards, epochs=1000, time_budget_minutes=0.001)
     out = run(train_cmd(cfg, tmp_path / "budget"))

@@ -1,9 +1,10 @@
 # A small GroupViT trained on the synthetic world (tools/make_synthetic.py) on 2 CPU cores, with the same
-# tools/train.py, losses and data pipeline as the real recipes. 32 px images, 4 px patches (8 x 8 tokens), a single
-# grouping stage of 4 groups straight on the patch tokens (no block before or after it: local tokens, ~2x the
-# throughput), a one-layer text tower (captions are short and simple), noun-phrase prompts ("a photo of a red
-# circle."), and two deviations from the reference (README, "The synthetic world"): segments hold only their own
-# tokens (group_token_residual=False) and the multi-label loss scores each prompt against its best segment.
+# tools/train.py, losses and data pipeline as the real recipes. 32 px images, 2 px patches (16 x 16 tokens), a single
+# grouping stage of 4 groups straight on the patch tokens (no block before or after it: local tokens), a one-layer
+# text tower (captions are short and simple), noun-phrase prompts ("a photo of a red circle."), and two deviations
+# from the reference (docs/synthetic_world.md): segments hold only their own tokens (group_token_residual=False) and
+# the multi-label loss scores each prompt against its best segment. Precision is fp32 on every machine (not 'auto'),
+# so that the main job trains the same model on CPUs with and without native bf16.
 model = dict(
     image_size=32, patch_size=2, vision_width=96, vision_depths=[0, 0], vision_heads=3,
     num_group_tokens=[4, 0], num_output_groups=[4], drop_path_rate=0.0, group_token_residual=False,

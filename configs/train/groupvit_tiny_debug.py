@@ -4,4 +4,4 @@ model = dict(preset="groupvit-tiny", context_length=32)
 data = dict(train="data/synthetic/train/{00000..00003}.tar", batch_size=32, image_size=32, augment="light",
             num_workers=1, samples_per_epoch=None)  # fmt: skip
 optimizer = dict(lr=2e-3, warmup_epochs=0, warmup_steps=10, scale_lr=False)
-train = dict(epochs=2, precision="fp32", log_interval=5, ckpt_interval=50)
+train = dict(epochs=2, precision="auto", log_interval=5, ckpt_interval=50)

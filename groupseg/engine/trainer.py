@@ -14,6 +14,7 @@ from mmengine.config import Config, ConfigDict
 
 from ..losses import GroupViTLoss
 from ..models import GroupViT, build_config
+from ..models.precision import resolve_precision
 from . import distributed as D
 from .checkpointing import (
     find_latest,
@@ -138,7 +139,7 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     ckpt_dir = work_dir / "checkpoints"
     info = D.init_distributed(cfg.train.get("device", "auto"))
     t = cfg.train
-    precision = t.get("precision", "fp32")
+    precision = resolve_precision(t.get("precision", "auto"), info.device, what="train.precision")
     seed_everything(t.seed + info.rank)  # ranks draw independent Gumbel / drop-path noise, as in the reference
     if t.get("deterministic", False):
         torch.use_deterministic_algorithms(True)

@@ -78,6 +78,7 @@ class GroupingBlock(nn.Module):
 
     def __init__(
         self,
+        *,
         dim: int,
         num_heads: int,
         num_group_token: int,

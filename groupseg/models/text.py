@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import QuickGELU, TextTransformer
 from torch import nn
 
+from ..compat import check_torchvision
 from .layers import attention, merge_heads
+
+check_torchvision()  # open_clip imports torchvision: a mismatched pair fails here with the fix, not deep inside it
+from open_clip.transformer import QuickGELU, TextTransformer  # noqa: E402
 
 
 class TextSelfAttention(nn.Module):

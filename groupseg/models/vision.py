@@ -48,6 +48,7 @@ class GroupingStage(nn.Module):
 
     def __init__(
         self,
+        *,
         dim: int,
         depth: int,
         num_heads: int,
@@ -67,8 +68,8 @@ class GroupingStage(nn.Module):
         self.blocks = nn.ModuleList(AttnBlock(dim, num_heads, mlp_ratio, drop_path[i], eps) for i in range(depth))
         self.downsample = (
             GroupingBlock(
-                dim, num_heads, num_group_token, num_output_group, assign_eps=assign_eps, eps=eps, gumbel=gumbel,
-                group_token_residual=group_token_residual,
+                dim=dim, num_heads=num_heads, num_group_token=num_group_token, num_output_group=num_output_group,
+                assign_eps=assign_eps, eps=eps, gumbel=gumbel, group_token_residual=group_token_residual,
             )
             if num_group_token > 0 and num_output_group
             else None
@@ -113,6 +114,7 @@ class VisionOutput:
 class GroupViTVisionTransformer(nn.Module):
     def __init__(
         self,
+        *,
         image_size: int = 224,
         patch_size: int = 16,
         patch_kernel: int | None = None,
@@ -142,18 +144,18 @@ class GroupViTVisionTransformer(nn.Module):
             start = sum(depths[:i])
             self.layers.append(
                 GroupingStage(
-                    width,
-                    depth,
-                    num_heads,
-                    num_group_tokens[i],
-                    num_output_groups[i] if i < len(num_output_groups) else None,
-                    num_group_tokens[i - 1] if i > 0 else 0,
-                    mlp_ratio,
-                    rates[start : start + depth],
-                    assign_eps,
-                    eps,
-                    gumbel,
-                    group_token_residual,
+                    dim=width,
+                    depth=depth,
+                    num_heads=num_heads,
+                    num_group_token=num_group_tokens[i],
+                    num_output_group=num_output_groups[i] if i < len(num_output_groups) else None,
+                    num_prev_group_token=num_group_tokens[i - 1] if i > 0 else 0,
+                    mlp_ratio=mlp_ratio,
+                    drop_path=rates[start : start + depth],
+                    assign_eps=assign_eps,
+                    eps=eps,
+                    gumbel=gumbel,
+                    group_token_residual=group_token_residual,
                 )
             )
         self.norm = nn.LayerNorm(width, eps=eps)

@@ -17,12 +17,13 @@ Everything is batched; every image (or slide crop) gets its own top-5 and its ow
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
 
-BG_SCORES = ("probability", "cosine")  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
+BgScore = Literal["probability", "cosine"]  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
+BG_SCORES = get_args(BgScore)
 
 
 def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
@@ -68,7 +69,7 @@ def seg_logits(
     size: tuple[int, int],
     bg_thresh: float | None = None,
     topk: int = 5,
-    bg_score: str = "probability",
+    bg_score: BgScore = "probability",
 ) -> torch.Tensor:
     """``[B, (1 +) K, H, W]`` per-pixel class scores; with ``bg_thresh`` label 0 is the thresholded background.
 

@@ -21,14 +21,13 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from ..models import GroupViT
-from ..models.precision import cast_matmul_weights_
+from ..models.precision import cast_matmul_weights_, resolve_precision
 from .embeddings import class_embeddings
 from .head import BG_SCORES, seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
 DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
-                        crop_batch_size=4, precision="fp32", compile=False)  # fmt: skip
-PRECISIONS = ("fp32", "bf16")
+                        crop_batch_size=4, precision="auto", compile=False)  # fmt: skip
 
 
 @MODELS.register_module()
@@ -42,9 +41,11 @@ class GroupViTSegmentor(EncoderDecoder):
             when label 0 is 'background'), ``bg_score`` ('probability', the official head, or 'cosine': what
             ``bg_thresh`` thresholds, see :mod:`groupseg.zeroshot.head`), ``crop_batch_size`` (slide crops per
             forward pass), ``topk`` (5),
-            ``precision`` ('fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights stored in
-            bf16; assignments, embeddings and the head stay fp32), ``compile`` (``torch.compile`` the image tower,
-            weights frozen as constants; each new input shape compiles once, which takes tens of seconds on a CPU).
+            ``precision`` ('auto' | 'fp32' | 'bf16': the image tower under bf16 autocast with its matmul weights
+            stored in bf16; assignments, embeddings and the head stay fp32; 'auto', the default, is bf16 only where
+            the hardware runs it natively, see :func:`groupseg.models.precision.resolve_precision`), ``compile``
+            (``torch.compile`` the image tower, weights frozen as constants; each new input shape compiles once, which
+            takes tens of seconds on a CPU).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -65,11 +66,13 @@ class GroupViTSegmentor(EncoderDecoder):
             from ..models.load import load_model
 
             model = load_model(checkpoint)
-        elif (test_cfg or {}).get("precision", "fp32") != "fp32":
-            model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
         self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
-        if self.test_cfg.precision not in PRECISIONS:
-            raise ValueError(f"test_cfg.precision must be one of {PRECISIONS}, not {self.test_cfg.precision!r}")
+        device = next(model.parameters()).device
+        self.test_cfg.precision = resolve_precision(self.test_cfg.precision, device, what="test_cfg.precision")
+        if self.test_cfg.precision == "fp16":
+            raise ValueError("test_cfg.precision must be 'auto', 'fp32' or 'bf16' (fp16 inference is not supported)")
+        if self.test_cfg.precision != "fp32" and checkpoint is None:
+            model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
         if self.test_cfg.bg_score not in BG_SCORES:
             raise ValueError(f"test_cfg.bg_score must be one of {BG_SCORES}, not {self.test_cfg.bg_score!r}")
         self.model = model.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class ZeroShotSegmenter:
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
         background: bool = True,
-        mode: str = "whole",
+        mode: Literal["whole", "slide"] = "whole",
         short_side: int = 448,
         crop_size: int = 448,
         stride: int = 224,
