@@ -3,13 +3,17 @@
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
         [--show-dir DIR] [--work-dir DIR] [--json FILE] [--cfg-options key=value ...]
 
-Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
+Prints a progress bar, mmseg's per-class IoU table and the mIoU; everything else mmengine logs (environment, config,
+hooks, iteration lines) goes only to its log file in the work dir (``--verbose``: to the terminal too). CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
 (missing dataset, vocabulary that does not fit, unreadable checkpoint) exits with code 2 and one line on stderr.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os.path as osp
 import sys
 import time
@@ -23,6 +27,7 @@ from groupseg.zeroshot import (  # noqa: E402
     parse_vocabulary,
 )  # fmt: skip
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 USER_ERRORS = (CheckpointError, DatasetError, VocabularyError, FileNotFoundError)
@@ -39,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
     parser.add_argument("--json", help="also write the metrics (mIoU, aAcc, mAcc, images/s) to this JSON file")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
+    parser.add_argument("--verbose", action="store_true", help="also show mmengine's log (config, hooks) on the terminal")
     return parser.parse_args(argv)
 
 
@@ -81,11 +87,59 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+class _ResultTable(logging.Filter):
+    """Lets mmseg's per-class IoU table and warnings through to the terminal, nothing else of mmengine's log."""
+
+    NOISE = ("The prefix is not set in metric class",)  # mmengine's note on every mmseg metric: nothing to act on
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg).strip("\n")
+        if record.levelno >= logging.WARNING:
+            return not text.startswith(self.NOISE)
+        return text.startswith(("per class results", "+-"))
+
+    @staticmethod
+    def format(record: logging.LogRecord) -> str:
+        text = record.getMessage().strip("\n")
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
+def quiet_console(runner: Runner) -> None:
+    """Point mmengine's console handler (created while the runner was built, with stdout redirected) back to the
+    terminal, for the result table and warnings only; its file handler keeps the whole log."""
+    for handler in runner.logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setStream(sys.stdout)
+            handler.addFilter(_ResultTable())
+            handler.format = _ResultTable.format
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over the test images, on stderr."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="test", unit="img", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bar.update(len(outputs) if outputs is not None else 1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()  # before the metric prints its table
+
+    def after_test(self, runner) -> None:
+        self.bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        runner = Runner.from_cfg(cfg)
+        with contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO()):
+            runner = Runner.from_cfg(cfg)  # logs environment, config and hooks (to its log file)
+        if not args.verbose:
+            quiet_console(runner)
+            runner.register_hook(ProgressBar(len(runner.test_dataloader.dataset)), priority="VERY_LOW")
         start = time.perf_counter()
         metrics = runner.test()
         seconds = time.perf_counter() - start

@@ -1,6 +1,7 @@
 """The training loop, top to bottom: set up ranks, model, optimiser and data; step; log; checkpoint; resume."""
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from .checkpointing import (
     set_rng_state,
 )
 from .logging import TrainLogger
+from .machine import cpu_info, cpu_threads, describe_cpu
 from .optim import build_optimizer, lr_at, set_lr
 
 REFERENCE_BATCH = 4096  # the reference lr is given for a global batch of 4096 and scaled linearly
@@ -73,11 +75,14 @@ def schedule(cfg: Config, world_size: int) -> dict[str, Any]:
 
 
 def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, context_length: int, steps_per_epoch: int):
-    from ..data.nouns import default_noun_extractor
+    from ..data.nouns import NounExtractor, default_noun_extractor
     from ..data.pairs import build_pair_loader
 
     d = cfg.data
     num_prompts = d.get("num_prompts", 3) if cfg.loss.get("multi_label_weight", 1.0) > 0 else 0
+    phrases = bool(d.get("noun_phrases", False))
+    if d.get("nouns", "spacy") not in ("spacy", "rule"):
+        raise ValueError(f"data.nouns must be 'spacy' or 'rule', got {d.nouns!r}")
     return build_pair_loader(
         shards=d.train,
         batch_size=d.batch_size,
@@ -92,7 +97,9 @@ def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, co
         num_workers=d.get("num_workers", 2),
         start_batch=start_batch,
         # prompts wrap nouns ("circle") or, with data.noun_phrases, adjective–noun phrases ("red circle")
-        noun_extractor=default_noun_extractor(bool(d.get("noun_phrases", False))) if num_prompts else None,
+        # data.nouns: "spacy" = en_core_web_sm where installed, else the rule (warned); "rule" = the rule everywhere
+        noun_extractor=None if not num_prompts else (NounExtractor(phrases=phrases) if d.get("nouns", "spacy") == "rule"
+                                                     else default_noun_extractor(phrases)),
         num_batches=steps_per_epoch,  # every rank yields the same number of batches (DDP needs it)
     )
 
@@ -140,6 +147,9 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     info = D.init_distributed(cfg.train.get("device", "auto"))
     t = cfg.train
     precision = resolve_precision(t.get("precision", "auto"), info.device, what="train.precision")
+    if info.device.type == "cpu":  # one core per loader worker (groupseg/engine/machine.py: why)
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        torch.set_num_threads(t.get("threads") or cpu_threads(cfg.data.get("num_workers", 2), ranks_here))
     seed_everything(t.seed + info.rank)  # ranks draw independent Gumbel / drop-path noise, as in the reference
     if t.get("deterministic", False):
         torch.use_deterministic_algorithms(True)
@@ -182,12 +192,14 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
             f"groupseg train: {params:.2f}M params, {info.world_size} rank(s) on {info.device}, global batch "
             f"{plan['global_batch']}, {plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps, "
             f"lr {plan['base_lr']:.3g}, precision {precision}" + (f", resumed at step {state['step']}" if resume else "")
+            + (f"; {torch.get_num_threads()} thread(s) on {describe_cpu()}" if info.device.type == "cpu" else "")
         )
     last_ckpt = None
     model.train()
     window_start, window_images = time.perf_counter(), 0
     budget_s = 60 * t.time_budget_minutes if t.get("time_budget_minutes") else float("inf")
     loop_start = time.perf_counter()  # the optional time budget counts wall time of this invocation's loop
+    start_step, out_of_time = state["step"], False
     context_length = model.config.context_length
     try:
         while state["step"] < plan["total_steps"]:
@@ -221,8 +233,6 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
                     window_start, window_images = time.perf_counter(), 0
                 if state["step"] % t.get("ckpt_interval", 1000) == 0 or last:
                     last_ckpt = _save(ckpt_dir, model, optimizer, scaler, state, info, t.get("keep_last", 3))
-                if out_of_time:
-                    logger.message(f"time budget of {t.time_budget_minutes} min reached at step {state['step']}")
                 if last:
                     break
             else:  # the epoch's data ran out
@@ -243,6 +253,15 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     skipped = _global_skips(state["skipped"], info)
     if info.is_main and skipped:
         print(f"skipped samples: {skipped}", flush=True)
+    seconds, steps = time.perf_counter() - loop_start, state["step"] - start_step
+    logger.summary({
+        "steps": state["step"], "planned_steps": plan["total_steps"], "steps_this_run": steps,
+        "minutes": round(seconds / 60, 2), "steps_per_s": round(steps / max(seconds, 1e-9), 3),
+        "img_per_s": round(steps * plan["global_batch"] / max(seconds, 1e-9), 1),
+        "stopped_by_time_budget": out_of_time and state["step"] < plan["total_steps"],
+        "time_budget_minutes": t.get("time_budget_minutes"), "device": str(info.device), "ranks": info.world_size,
+        "threads": torch.get_num_threads(), "loader_workers": cfg.data.get("num_workers", 2), **(cpu_info() if info.device.type == "cpu" else {}),
+    })  # fmt: skip
     D.barrier()
     D.cleanup()
     return last_ckpt
