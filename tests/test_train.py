@@ -169,6 +169,8 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, shards):
     cfg = write_config(tmp_path, shards, epochs=1000, time_budget_minutes=0.001)
     out = run(train_cmd(cfg, tmp_path / "budget"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "time budget of 0.001 min reached at step 1" in out.stderr
+    assert "THE TIME BUDGET (0.001 min) STOPPED TRAINING AT STEP 1 OF" in out.stderr
+    summary = json.loads((tmp_path / "budget" / "train_summary.json").read_text())
+    assert summary["stopped_by_time_budget"] and summary["steps"] == 1 and summary["steps"] < summary["planned_steps"]
     assert (tmp_path / "budget" / "checkpoints" / "latest").read_text().strip() == "step_00000001"
     assert metrics(tmp_path / "budget")[-1]["step"] == 1
