@@ -139,8 +139,11 @@ class VOCLayout:
     def image(self, key: str) -> np.ndarray:
         return load_rgb(self.root / "JPEGImages" / f"{key}.jpg")
 
+    def label_map(self, key: str) -> np.ndarray:
+        return _read_label_png(self.mask_dir / f"{key}.png")
+
     def mask(self, key: str, category: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = _read_label_png(self.mask_dir / f"{key}.png")
+        labels = self.label_map(key)
         return labels == category, labels == 255
 
     def class_name(self, category: int) -> str:

@@ -47,6 +47,9 @@ class ZeroShotTestConfig:
     compile: bool = False  # torch.compile the image tower
     # exemplar images of the vocabulary resized to (long, short) like the images segmented; None: their own size
     exemplar_scale: tuple[int, int] | None = None
+    # 'onnx': the image tower exported by tools/export.py (file onnx_path), run by ONNX Runtime; the head is the same
+    backend: Literal["torch", "onnx"] = "torch"
+    onnx_path: str | None = None
 
 
 def check_test_cfg(test_cfg: Mapping[str, Any] | None) -> ConfigDict:
@@ -79,7 +82,8 @@ class GroupViTSegmentor(EncoderDecoder):
             takes tens of seconds on a CPU), ``exemplar_scale`` (``(long, short)``: exemplar images of the vocabulary
             are resized with mmseg's keep-ratio ``Resize`` to this bound before the image tower, as the test pipeline
             resizes the images; ``None``: their own size; ``tools/test.py`` copies the test pipeline's ``Resize`` scale
-            here).
+            here), ``backend`` ('torch' | 'onnx': the image tower exported by ``tools/export.py``, file
+            ``onnx_path``, run by ONNX Runtime in fp32; the head stays the same).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -102,6 +106,7 @@ class GroupViTSegmentor(EncoderDecoder):
 
             model = load_model(checkpoint)
         device = next(model.parameters()).device
+        self._onnx = self._onnx_tower(model)
         self.test_cfg.precision = resolve_precision(self.test_cfg.precision, device, what="test_cfg.precision")
         if self.test_cfg.precision != "fp32" and checkpoint is None:
             model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
@@ -122,6 +127,20 @@ class GroupViTSegmentor(EncoderDecoder):
             raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
         self.set_vocabulary(vocabulary)
 
+    def _onnx_tower(self, model: GroupViT):
+        """With ``backend='onnx'``, the exported tower (checked to hold ``model``'s weights); it runs in the precision
+        it was exported with, so the torch-side precision becomes fp32 (no weight casts) and compile does not apply."""
+        if self.test_cfg.backend == "torch":
+            return None
+        if self.test_cfg.precision not in ("auto", "fp32") or self.test_cfg.compile:
+            raise ValueError("test_cfg.precision='bf16' and test_cfg.compile apply to the torch backend, not 'onnx'")
+        if not self.test_cfg.onnx_path:
+            raise ValueError("test_cfg.backend='onnx' needs test_cfg.onnx_path (write one with tools/export.py)")
+        from ..models.onnx_tower import OnnxImageTower
+
+        self.test_cfg.precision = "fp32"
+        return OnnxImageTower(self.test_cfg.onnx_path, model=model)
+
     def set_vocabulary(self, vocabulary: VocabularySpec) -> None:
         """Switch labels; the class embeddings (text and exemplars) are computed here, once per vocabulary."""
         self.vocabulary: Vocabulary = parse_vocabulary(vocabulary)
@@ -132,8 +151,11 @@ class GroupViTSegmentor(EncoderDecoder):
 
     # -- the GroupViT part ------------------------------------------------------------------------------------------
     def forward_image(self, inputs: torch.Tensor, compiled: bool = True):
-        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless ``compiled=False``:
-        exemplar images of many sizes would each compile once)."""
+        """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless
+        ``compiled=False``: exemplar images of many sizes would each compile once; or the exported one, with
+        ``test_cfg.backend='onnx'``)."""
+        if self._onnx is not None:
+            return self._onnx(inputs)
         bf16 = self.test_cfg.precision == "bf16"
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
             if self._compiled is None or not compiled:

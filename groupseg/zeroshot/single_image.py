@@ -98,6 +98,7 @@ class ZeroShotSegmenter:
         mode: ``"whole"`` (one pass) or ``"slide"`` (crops ``crop_size``, step ``stride``, as in evaluation).
         short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation;
             ``None``: images keep their own size. Exemplars in ``classes`` are resized by the same rule.
+        onnx_path: run the image tower exported by ``tools/export.py`` (this model's) with ONNX Runtime instead.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class ZeroShotSegmenter:
         crop_size: int = 448,
         stride: int = 224,
         device: str | torch.device | None = None,
+        onnx_path: str | os.PathLike | None = None,
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
@@ -130,6 +132,8 @@ class ZeroShotSegmenter:
         scale = None if short_side is None else (2048, short_side)
         test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh,
                         bg_score=bg_score, exemplar_scale=scale)  # fmt: skip
+        if onnx_path is not None:
+            test_cfg.update(backend="onnx", onnx_path=str(onnx_path))
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
                                            data_preprocessor=preprocessor)  # fmt: skip
         self.segmentor.to(next(model.parameters()).device).eval()

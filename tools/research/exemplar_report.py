@@ -7,12 +7,12 @@
 1. the support split: DATA/support, or (if the world has none, e.g. one made before it existed) written to
    WORK/support from DATA/val/world.json;
 2. background thresholds chosen on the dev split (tools/research/sweep_exemplars.py), per model: the few-shot one
-   per labelling (best mean of 1- and 5-shot), and one per exemplar vocabulary; the text vocabulary keeps the
-   config's 0.4;
+   per labelling (best mean of 1- and 5-shot), and one per vocabulary (the text one is also run with the config's
+   0.4);
 3. 1- and 5-shot mean FG-IoU on the held-out set (tools/eval_fewshot.py), shapes and colours: the model, the same
    model untrained (tools/init_checkpoint.py, seed 0, unless --untrained) and the pixel-colour baseline;
 4. held-out mIoU with tools/test.py (IoUMetric) for the shape kinds under the text vocabulary, one exemplar per
-   class, and text + exemplar;
+   class, text + exemplar, and five exemplars per class;
 5. cost: seconds to compute one exemplar class's embedding vs one text class's, and per-image seconds of
    ZeroShotSegmenter with a text vs an exemplar vocabulary of the same size (medians, in process).
 Prints markdown tables; everything is also in WORK/report.json.
@@ -42,17 +42,16 @@ def run(cmd: list[str], capture: bool = False) -> str:
 
 
 def choose_thresholds(lines: list[dict]) -> dict:
-    """Few-shot threshold per labelling (best mean of 1- and 5-shot, hard coverage), one per exemplar vocabulary."""
+    """Few-shot threshold per labelling (best mean of 1- and 5-shot), one per vocabulary; default coverage rule."""
+    from groupseg.prompts.exemplars import DEFAULT_COVERAGE
+
     chosen = {}
     for label in ("shapes", "colours"):
-        means = {}
-        for t in {r["bg_thresh"] for r in lines}:
-            scores = [r["mIoU"] for r in lines if r["kind"] == "fewshot" and r["labels"] == label
-                      and r["coverage"] == "hard" and r["bg_thresh"] == t]  # fmt: skip
-            means[t] = sum(scores) / len(scores)
+        rows = [r for r in lines if r["kind"] == "fewshot" and r["labels"] == label and r["coverage"] == DEFAULT_COVERAGE]
+        means = {t: statistics.mean(r["mIoU"] for r in rows if r["bg_thresh"] == t) for t in {r["bg_thresh"] for r in rows}}
         chosen[f"fewshot_{label}"] = max(means, key=means.get)
-    for vocab in {r["vocab"] for r in lines if r["kind"] == "vocabulary" and "exemplars" in r["vocab"]}:
-        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab]
+    for vocab in {r["vocab"] for r in lines if r["kind"] == "vocabulary"}:
+        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab and r["coverage"] in ("-", DEFAULT_COVERAGE)]
         chosen[vocab] = max(rows, key=lambda r: r["mIoU"])["bg_thresh"]
     return chosen
 
@@ -138,16 +137,21 @@ def main() -> int:
                  *method, "--json", str(out)])  # fmt: skip
             report["fewshot"][f"{label}/{name}"] = json.loads(out.read_text())
 
+    vocabularies = (("text, config threshold", "classes.txt", lambda name: TEXT_BG_THRESH),
+                    ("text", "classes.txt", lambda name: report["thresholds"][name]["classes.txt"]),
+                    ("one exemplar per class", "exemplars.txt", lambda name: report["thresholds"][name]["exemplars.txt"]),
+                    ("text + exemplar", "text_exemplars.txt",
+                     lambda name: report["thresholds"][name]["text_exemplars.txt"]),
+                    ("five exemplars per class", "exemplars_5.txt",
+                     lambda name: report["thresholds"][name]["exemplars_5.txt"]))  # fmt: skip
     for name in ("trained", "untrained"):
-        for vocab, thresh in (("classes.txt", TEXT_BG_THRESH),
-                              ("exemplars.txt", report["thresholds"][name]["exemplars.txt"]),
-                              ("text_exemplars.txt", report["thresholds"][name]["text_exemplars.txt"])):  # fmt: skip
-            out = work / f"test_{name}_{vocab.replace('.txt', '')}.json"
+        for title, vocab, thresh in vocabularies:
+            out = work / f"test_{name}_{title.replace(' ', '_').replace(',', '')}.json"
             vocab_path = val / vocab if vocab == "classes.txt" else support / vocab
             run([py, "tools/test.py", str(TEST_CONFIG), models[name], "--vocab", str(vocab_path), "--bg-thresh",
-                 str(thresh), "--json", str(out), "--work-dir", str(work / "test"), "--cfg-options",
+                 str(thresh(name)), "--json", str(out), "--work-dir", str(work / "test"), "--cfg-options",
                  f"test_dataloader.dataset.data_root={val}"])  # fmt: skip
-            report["test"][f"{name}/{vocab}"] = {**json.loads(out.read_text()), "bg_thresh": thresh}
+            report["test"][f"{name}/{title}"] = {**json.loads(out.read_text()), "bg_thresh": thresh(name)}
 
     report["timing"] = timing(args.checkpoint, val, support, args.timing_images)
     (work / "report.json").write_text(json.dumps(report, indent=2))
@@ -157,9 +161,10 @@ def main() -> int:
     for name, title in (("colour", "pixel-colour baseline"), ("untrained", "untrained model"), ("trained", "trained model")):
         cells = [report["fewshot"][f"{label}/{name}"][f"{k}-shot"]["mIoU"] for label in ("shapes", "colours") for k in (1, 5)]
         print(f"| {title} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
-    print("\n| held-out shapes mIoU (tools/test.py) | text only | one exemplar per class | text + exemplar |\n|---|---|---|---|")
+    titles = [title for title, _, _ in vocabularies]
+    print(f"\n| held-out shapes mIoU (tools/test.py) | {' | '.join(titles)} |\n|---|{'---|' * len(titles)}")
     for name in ("untrained", "trained"):
-        cells = [report["test"][f"{name}/{v}"] for v in ("classes.txt", "exemplars.txt", "text_exemplars.txt")]
+        cells = [report["test"][f"{name}/{title}"] for title in titles]
         print(f"| {name} | " + " | ".join(f"{c['mIoU']:.1f} (bg {c['bg_thresh']})" for c in cells) + " |")
     t = report["timing"]
     print(f"\none class's embedding: exemplar {1000 * t['add_exemplar_class_s']:.1f} ms, text {1000 * t['add_text_class_s']:.1f} ms;"
