@@ -42,9 +42,8 @@ def labels():
 
 
 def tower_by_hand(model, rgb):
-    x = (torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(
-        IMAGENET_STD
-    ).view(3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = (torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - mean) / std
     with torch.no_grad():
         return model.forward_image(x[None])
 
@@ -233,7 +232,8 @@ def checkpoint(sharp_tiny_model, tmp_path_factory):
 def test_exemplar_vocabularies_through_tools_test(tiny_world, checkpoint, tmp_path, capsys, vocab):
     val = tiny_world / "val"
     code = load_tool("test").main([
-        str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint, "--vocab", str(tiny_world / "support" / vocab),
+        str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint,
+        "--vocab", str(tiny_world / "support" / vocab),
         "--bg-thresh", "0.5", "--out", str(tmp_path / "pred"), "--work-dir", str(tmp_path / "work"),
         "--cfg-options", f"test_dataloader.dataset.data_root={val}", "test_dataloader.num_workers=0",
         "test_dataloader.persistent_workers=False",
@@ -250,13 +250,15 @@ def test_bad_exemplar_vocabulary_stops_tools_test_with_one_line(tiny_world, chec
     vocab = tmp_path / "bad.txt"
     vocab.write_text("background\ncircle: exemplar=nowhere.jpg mask=nowhere.png\n" +
                      "".join(f"c{i}\n" for i in range(5)))  # fmt: skip
-    code = load_tool("test").main([str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint, "--vocab",
-                                   str(vocab), "--cfg-options", f"test_dataloader.dataset.data_root={tiny_world / 'val'}"])  # fmt: skip
+    config = str(REPO / "configs/synthetic/zeroshot_synthetic.py")
+    code = load_tool("test").main([config, checkpoint, "--vocab", str(vocab), "--cfg-options",
+                                   f"test_dataloader.dataset.data_root={tiny_world / 'val'}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: exemplar 'circle': cannot read image") and err.count("\n") == 1
 
 
-def test_incontext_tool_segments_targets_like_the_prompt_pairs(tiny_world, checkpoint, sharp_tiny_model, tmp_path, capsys):
+def test_incontext_tool_segments_targets_like_the_prompt_pairs(tiny_world, checkpoint, sharp_tiny_model, tmp_path,
+                                                               capsys):
     support, val = tiny_world / "support", tiny_world / "val"
     pairs = [(support / "JPEGImages" / f"support_{i:06d}.jpg", support / "SegmentationClass" / f"support_{i:06d}.png")
              for i in (0, 1, 2)]  # fmt: skip

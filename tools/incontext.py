@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show-dir", help="also write overlays (target, tinted labels, legend) here")
     parser.add_argument("--bg-thresh", type=float, default=DEFAULT_BG_THRESH,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
-    parser.add_argument("--short-side", type=int, help="resize targets and prompts to this short side (default: own size)")
+    parser.add_argument("--short-side", type=int,
+                        help="resize targets and prompts to this short side (default: their own size)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 

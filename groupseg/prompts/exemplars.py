@@ -23,6 +23,7 @@ each as much as the grouping says (docs/exemplars.md).
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,7 +74,8 @@ class Exemplar:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ExemplarError(f"an exemplar needs a class name, got {self.name!r}")
         object.__setattr__(self, "name", " ".join(self.name.split()))
-        if self.mask_id is not None and (isinstance(self.mask_id, bool) or not isinstance(self.mask_id, (int, np.integer))):
+        integer = isinstance(self.mask_id, (int, np.integer)) and not isinstance(self.mask_id, bool)
+        if self.mask_id is not None and not integer:
             raise ExemplarError(f"exemplar {self.name!r}: mask_id must be an integer label, got {self.mask_id!r}")
         object.__setattr__(self, "_pixels", self._load())
 
@@ -92,8 +94,6 @@ class Exemplar:
         absolute paths when image and mask are files, else the exemplar itself (arrays have no text form)."""
         if not all(isinstance(v, (str, os.PathLike)) for v in (self.image, self.mask)):
             return self
-        import shlex
-
         parts = [f"exemplar={shlex.quote(_source(self.image)[1])}", f"mask={shlex.quote(_source(self.mask)[1])}"]
         if self.mask_id is not None:
             parts.append(f"id={int(self.mask_id)}")
@@ -147,7 +147,8 @@ class Exemplar:
             if len(ids) > 1:
                 shown = ", ".join(str(int(i)) for i in ids[:20])
                 raise ExemplarError(
-                    f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= (id=N in a vocabulary)"
+                    f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= "
+                    "(id=N in a vocabulary)"
                 )  # fmt: skip
             foreground = labels != 0
         if not foreground.any():

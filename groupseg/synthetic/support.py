@@ -78,7 +78,7 @@ def write_support(out_dir: str | Path, num: int, config: WorldConfig, seed: int 
 def examples_of(scenes: list[Scene], masks: str, label: int, count: int) -> list[int]:
     """The first ``count`` scenes whose only object is of class ``label`` (in the ``masks`` labelling), the cleanest
     examples; then, if there are too few, scenes holding it among others."""
-    holding = [i for i, scene in enumerate(scenes)
-               if ((scene.kind_mask if masks == "SegmentationClass" else scene.colour_mask) == label).any()]  # fmt: skip
+    label_maps = [scene.kind_mask if masks == "SegmentationClass" else scene.colour_mask for scene in scenes]
+    holding = [i for i, labels in enumerate(label_maps) if (labels == label).any()]
     alone = [i for i in holding if len(scenes[i].shapes) == 1]
     return (alone + [i for i in holding if i not in alone])[:count]

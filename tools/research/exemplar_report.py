@@ -47,11 +47,14 @@ def choose_thresholds(lines: list[dict]) -> dict:
 
     chosen = {}
     for label in ("shapes", "colours"):
-        rows = [r for r in lines if r["kind"] == "fewshot" and r["labels"] == label and r["coverage"] == DEFAULT_COVERAGE]
-        means = {t: statistics.mean(r["mIoU"] for r in rows if r["bg_thresh"] == t) for t in {r["bg_thresh"] for r in rows}}
+        rows = [r for r in lines if r["kind"] == "fewshot" and r["labels"] == label
+                and r["coverage"] == DEFAULT_COVERAGE]  # fmt: skip
+        thresholds = {r["bg_thresh"] for r in rows}
+        means = {t: statistics.mean(r["mIoU"] for r in rows if r["bg_thresh"] == t) for t in thresholds}
         chosen[f"fewshot_{label}"] = max(means, key=means.get)
     for vocab in {r["vocab"] for r in lines if r["kind"] == "vocabulary"}:
-        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab and r["coverage"] in ("-", DEFAULT_COVERAGE)]
+        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab
+                and r["coverage"] in ("-", DEFAULT_COVERAGE)]  # fmt: skip
         chosen[vocab] = max(rows, key=lambda r: r["mIoU"])["bg_thresh"]
     return chosen
 
@@ -81,7 +84,8 @@ def timing(checkpoint: str, val: Path, support: Path, images: int) -> dict:
                   add_text_class_s=median_seconds(lambda: class_embeddings(model, one_text)))  # fmt: skip
     targets = sorted((val / "JPEGImages").glob("*.jpg"))[:images]
     segmenters = {name: groupseg.ZeroShotSegmenter(model, vocab, bg_thresh=0.5, bg_score="cosine", short_side=None)
-                  for name, vocab in (("text", val / "classes.txt"), ("exemplars", support / "exemplars.txt"))}  # fmt: skip
+                  for name, vocab in (("text", val / "classes.txt"),
+                                      ("exemplars", support / "exemplars.txt"))}  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in segmenters}
     for i, target in enumerate([*targets[:5], *targets]):  # the first 5: warm-up
         for name, segmenter in segmenters.items():  # interleaved: both see the same load
@@ -139,7 +143,8 @@ def main() -> int:
 
     vocabularies = (("text, config threshold", "classes.txt", lambda name: TEXT_BG_THRESH),
                     ("text", "classes.txt", lambda name: report["thresholds"][name]["classes.txt"]),
-                    ("one exemplar per class", "exemplars.txt", lambda name: report["thresholds"][name]["exemplars.txt"]),
+                    ("one exemplar per class", "exemplars.txt",
+                     lambda name: report["thresholds"][name]["exemplars.txt"]),
                     ("text + exemplar", "text_exemplars.txt",
                      lambda name: report["thresholds"][name]["text_exemplars.txt"]),
                     ("five exemplars per class", "exemplars_5.txt",
@@ -156,10 +161,13 @@ def main() -> int:
     report["timing"] = timing(args.checkpoint, val, support, args.timing_images)
     (work / "report.json").write_text(json.dumps(report, indent=2))
 
-    print("\n| few-shot mean FG-IoU (held-out queries, support split) | shapes 1-shot | shapes 5-shot | colours 1-shot | "
+    print("\n| few-shot mean FG-IoU (held-out queries, support split) | shapes 1-shot | shapes 5-shot | "
+          "colours 1-shot | "
           "colours 5-shot |\n|---|---|---|---|---|")  # fmt: skip
-    for name, title in (("colour", "pixel-colour baseline"), ("untrained", "untrained model"), ("trained", "trained model")):
-        cells = [report["fewshot"][f"{label}/{name}"][f"{k}-shot"]["mIoU"] for label in ("shapes", "colours") for k in (1, 5)]
+    rows = (("colour", "pixel-colour baseline"), ("untrained", "untrained model"), ("trained", "trained model"))
+    for name, title in rows:
+        cells = [report["fewshot"][f"{label}/{name}"][f"{k}-shot"]["mIoU"]
+                 for label in ("shapes", "colours") for k in (1, 5)]  # fmt: skip
         print(f"| {title} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
     titles = [title for title, _, _ in vocabularies]
     print(f"\n| held-out shapes mIoU (tools/test.py) | {' | '.join(titles)} |\n|---|{'---|' * len(titles)}")
@@ -167,7 +175,8 @@ def main() -> int:
         cells = [report["test"][f"{name}/{title}"] for title in titles]
         print(f"| {name} | " + " | ".join(f"{c['mIoU']:.1f} (bg {c['bg_thresh']})" for c in cells) + " |")
     t = report["timing"]
-    print(f"\none class's embedding: exemplar {1000 * t['add_exemplar_class_s']:.1f} ms, text {1000 * t['add_text_class_s']:.1f} ms;"
+    print(f"\none class's embedding: exemplar {1000 * t['add_exemplar_class_s']:.1f} ms, "
+          f"text {1000 * t['add_text_class_s']:.1f} ms;"
           f" per image: text vocabulary {1000 * t['per_image_text_s']:.1f} ms, exemplar vocabulary "
           f"{1000 * t['per_image_exemplars_s']:.1f} ms (medians)")  # fmt: skip
     print(f"thresholds chosen on dev: {json.dumps(report['thresholds'])}\nreport: {work / 'report.json'}")

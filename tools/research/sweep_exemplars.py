@@ -35,7 +35,8 @@ from groupseg.zeroshot.head import pixel_groups, seg_logits
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 VOCAB_FILES = {"shapes": ("classes.txt", "exemplars.txt", "text_exemplars.txt", "exemplars_5.txt"),
-               "colours": ("colours.txt", "exemplars_colours.txt", "text_exemplars_colours.txt", "exemplars_5_colours.txt")}  # fmt: skip
+               "colours": ("colours.txt", "exemplars_colours.txt", "text_exemplars_colours.txt",
+                           "exemplars_5_colours.txt")}  # fmt: skip
 
 
 @torch.no_grad()
@@ -67,7 +68,8 @@ def fewshot(model, support: VOCLayout, query: VOCLayout, out, groups, index: dic
                     meter.add(ep.category, foreground[groups[q]].numpy(), target, ignore)
             for t, meter in meters.items():
                 print(json.dumps(dict(kind="fewshot", labels=label, shots=shots, coverage=coverage, bg_thresh=t,
-                                      mIoU=round(meter.mean_iou(), 2), episodes=len(episodes))), flush=True)  # fmt: skip
+                                      mIoU=round(meter.mean_iou(), 2), episodes=len(episodes))),
+                      flush=True)  # fmt: skip
 
 
 def vocabulary_miou(model, name: str, vocab, out, soft, gts: np.ndarray, label: str) -> None:
