@@ -35,15 +35,16 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
         assert row["median_ms"] > 0 and row["items_per_s"] > 0 and len(row["times_ms"]) >= 1, row
         assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
         if row["part"] != "data":
-            assert row["gflop"] > 0 and row["peak_mem_mb"] >= 0 and "mfu_pct" in row, row
+            assert row["gflop"] > 0 and "mfu_pct" in row, row
+            assert row["peak_mem_mb"] >= 0 if "onnx" not in row["impl"] else "peak_mem_mb" not in row, row
     impls = {(r["part"], r["impl"]) for r in rows}
     # the default settings (precision 'auto' resolved) are marked, in every part that has a port row to compare with
     default = machine["default_precision"]
-    assert {(r["part"], r["impl"]) for r in rows if r["default"]} == {
+    assert {(r["part"], r["impl"]) for r in rows if r.get("default")} == {
         ("vision", f"groupseg {default}"), ("zeroshot", f"groupseg whole {default}"),
         ("zeroshot", f"groupseg slide {default}"), ("train", f"groupseg {default}"),
         ("train", f"groupseg +multi-label {default}")}  # fmt: skip
-    assert all(r["vs_port_fp32"] > 0 for r in rows if r["default"] and r["part"] != "scaling")
+    assert all(r["vs_port_fp32"] > 0 for r in rows if r.get("default"))
     if cpu:  # the exported tower run by ONNX Runtime, its FLOPs counted from its eager twin
         onnx_rows = [r for r in rows if "onnx" in r["impl"]]
         assert {(r["part"], r["impl"]) for r in onnx_rows} == {("vision", "groupseg onnx fp32"),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import groupseg
 from groupseg.models.checkpoint import CheckpointError
 from groupseg.models.export import export_image_tower
-from groupseg.models.onnx_tower import OnnxImageTower
+from groupseg.models.onnx_tower import OnnxImageTower, use_onnx_tower
 from groupseg.models.vision import bicubic_matrix
 from groupseg.zeroshot import GroupViTSegmentor
 from groupseg.zeroshot.head import seg_logits
@@ -75,6 +75,30 @@ def test_segmentor_and_single_image_api_with_onnx_backend_give_the_eager_labels(
                for extra in ({}, {"onnx_path": exported})]  # fmt: skip
     assert results[0].labels.shape == (50, 70) and len(np.unique(results[0].labels)) > 1
     np.testing.assert_array_equal(results[1].labels, results[0].labels)
+
+
+def test_prompt_tools_on_a_model_using_the_onnx_tower_give_the_eager_masks(sharp_tiny_model, exported):
+    import copy
+
+    from groupseg.prompts import GroupMaskGenerator, GroupPredictor
+
+    onnx_model = use_onnx_tower(copy.deepcopy(sharp_tiny_model), exported)
+    assert isinstance(onnx_model.forward_image, OnnxImageTower)
+    rgb = np.random.default_rng(1).integers(0, 256, (44, 60, 3), dtype=np.uint8)
+    outputs = []
+    for model in (sharp_tiny_model, onnx_model):
+        predictor = GroupPredictor(model, short_side=40)
+        predictor.set_image(rgb)
+        masks, scores = predictor.predict(point_coords=[[30, 20]], point_labels=[1], text="a cat")
+        records = GroupMaskGenerator(model, short_side=40).generate(rgb, vocabulary=CLASSES[1:])
+        outputs.append((masks, scores, [(r["segmentation"], r["label"]) for r in records]))
+    (masks, scores, records), (onnx_masks, onnx_scores, onnx_records) = outputs
+    np.testing.assert_array_equal(onnx_masks, masks)
+    np.testing.assert_allclose(onnx_scores, scores, atol=1e-4)
+    assert len(records) == len(onnx_records) > 1
+    for (mask, label), (onnx_mask, onnx_label) in zip(records, onnx_records):
+        np.testing.assert_array_equal(onnx_mask, mask)
+        assert onnx_label == label
 
 
 def test_onnx_backend_refuses_a_missing_file_another_models_file_and_options_it_cannot_honour(

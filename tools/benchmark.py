@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         result["bf16_accuracy"] = bench.accuracy(model)
         if bench.onnx:
             result["onnx_accuracy"] = bench.onnx_accuracy(model)
-    if "rss" in parts:
+    if "rss" in parts and device.type == "cpu":  # a CPU process's resident memory; a GPU's is peak_mem_mb
         bench.rss(model, 2 * native)
     workdir.cleanup()
     result["targets"] = add_ratios(bench.rows)

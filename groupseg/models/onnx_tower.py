@@ -4,6 +4,7 @@
     tower = OnnxImageTower("tower.onnx", model=model)     # model: checks the file holds this model's image tower
     out = tower(images)                                   # images [B, 3, H, W], normalised pixels, any H, W
     seg_logits([a.soft for a in out.vision.assignments], out.vision.grid, out.group_embeds, out.image_embeds, ...)
+    GroupPredictor(use_onnx_tower(model, "tower.onnx"))   # every tool that calls model.forward_image runs it
 
 ONNX Runtime runs on the CPU here, with as many threads as torch uses (``torch.get_num_threads()``) unless told.
 """
@@ -69,3 +70,12 @@ class OnnxImageTower:
                            vision=vision)  # fmt: skip
 
     forward_image = __call__  # the name GroupViT uses, for code written against a model
+
+
+def use_onnx_tower(model: GroupViT, path: str | os.PathLike, *, threads: int | None = None) -> GroupViT:
+    """``model``, in place, with ``forward_image`` run by the exported tower at ``path`` (checked to hold its
+    weights). ``forward_image`` is where every inference tool meets the image tower (``GroupPredictor``,
+    ``GroupMaskGenerator``, exemplar classes, the video segmenter through its segmentor), so they all run the ONNX
+    tower unchanged; text embeddings still come from the model. For inference only: training uses the torch tower."""
+    model.forward_image = OnnxImageTower(path, model=model, threads=threads)
+    return model
