@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
 from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.models.load import load_model, resolve_checkpoint  # noqa: E402
