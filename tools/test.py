@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
                         "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
-    parser.add_argument("--verbose", action="store_true", help="also show mmengine's log (config, hooks) on the terminal")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show mmengine's log (config, hooks) on the terminal")
     return parser.parse_args(argv)
 
 
