@@ -28,11 +28,14 @@ def get_tokenizer(context_length: int = CONTEXT_LENGTH):
     tokenizer = oc.SimpleTokenizer(context_length=context_length)
     if len(tokenizer.encoder) != CLIP_VOCAB_SIZE:
         raise RuntimeError(
-            f"the CLIP BPE vocabulary inside open_clip has {len(tokenizer.encoder)} tokens, expected {CLIP_VOCAB_SIZE}; "
+            f"the CLIP BPE vocabulary inside open_clip has {len(tokenizer.encoder)} tokens, "
+            f"expected {CLIP_VOCAB_SIZE}; "
             "the open_clip install is broken (reinstall open_clip_torch)"
         )
     if tokenizer.clean_fn is oc._clean_lower:
-        tokenizer.clean_fn = lambda text: " ".join(text.split()).lower() if _PLAIN_TEXT.fullmatch(text) else oc._clean_lower(text)
+        tokenizer.clean_fn = lambda text: (
+            " ".join(text.split()).lower() if _PLAIN_TEXT.fullmatch(text) else oc._clean_lower(text)
+        )
     return tokenizer
 
 

@@ -80,7 +80,9 @@ def test_tokenize_gives_open_clips_ids_for_plain_and_unusual_text():
 
     rng = random.Random(0)
     texts = ["".join(rng.choice(string.printable) for _ in range(rng.randint(0, 50))) for _ in range(300)]
-    texts += ["Caf\u00e9 &amp; bar", " a  RED\tcircle ", "&lt;b&gt;", "\ufb01ne", "It\u2019s \u201cq\u201d", "", "w " * 40]
+    texts += [
+        "Caf\u00e9 &amp; bar", " a  RED\tcircle ", "&lt;b&gt;", "\ufb01ne", "It\u2019s \u201cq\u201d", "", "w " * 40
+    ]
     for context_length in (77, 16, 2):
         assert torch.equal(groupseg.tokenize(texts, context_length), SimpleTokenizer()(texts, context_length))
 

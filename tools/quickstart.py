@@ -64,7 +64,8 @@ def evaluate(test_tool, ckpt: Path, val: Path, vocab: str, work: Path, name: str
     metrics = work / f"metrics_{name}.json"
     argv = [TEST_CONFIG, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(metrics), "--work-dir",
             str(work / f"test_{name}"), *(["--out", str(out_dir)] if out_dir else []), "--cfg-options",
-            f"test_dataloader.dataset.data_root={val}", f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"]  # fmt: skip
+            f"test_dataloader.dataset.data_root={val}",
+            f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"]  # fmt: skip
     log = work / "logs" / f"test_{name}.log"
     with open(log, "w") as out, redirect_stdout(out):
         print("$ python tools/test.py " + " ".join(argv), flush=True)
@@ -180,7 +181,8 @@ def report(background, scores, training, minutes, work: Path, figure: Path) -> N
     print(f"{trained_row:34}{scores['trained', 'shapes']:>9.1f}{scores['trained', 'colours']:>9.1f}")
     print(f"\nmachine:  {training.get('cpu', training['device'])}, {training.get('cores', '?')} cores, "
           f"{'native bf16' if training.get('native_bf16') else 'no native bf16'}; training used "
-          f"{training['threads']} torch thread(s) + {training.get('loader_workers', '?')} loader worker(s)")  # fmt: skip
+          f"{training['threads']} torch thread(s) + {training.get('loader_workers', '?')} "
+          f"loader worker(s)")  # fmt: skip
     if training["steps_this_run"]:
         print(f"training: {training['steps']} of {training['planned_steps']} steps, {training['steps_this_run']} in "
               f"this run: {training['minutes']:.1f} min of training loop at {training['steps_per_s']:.2f} steps/s "
@@ -190,9 +192,10 @@ def report(background, scores, training, minutes, work: Path, figure: Path) -> N
     print(f"picture:  {figure}   label PNGs: {work / 'pred'}, {work / 'pred_colours'}   logs: {work / 'logs'}")
     if cut:
         rule = "!" * 100
-        print(f"\n{rule}\n!! TRAINING WAS CUT SHORT by the {training['time_budget_minutes']}-minute time budget at step "
-              f"{training['steps']} of {training['planned_steps']}: the scores above are NOT the recipe's.\n"
-              f"!! Run the command again to resume, or pass --minutes 0 to train without the guard.\n{rule}")  # fmt: skip
+        print(f"\n{rule}\n!! TRAINING WAS CUT SHORT by the {training['time_budget_minutes']}-minute time budget "
+              f"at step {training['steps']} of {training['planned_steps']}: the scores above are NOT the recipe's.\n"
+              f"!! Run the command again to resume, or pass --minutes 0 to train without the guard.\n"
+              f"{rule}")  # fmt: skip
 
 
 if __name__ == "__main__":

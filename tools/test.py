@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
 from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.models.load import load_model, resolve_checkpoint  # noqa: E402
@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
                         "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
-    parser.add_argument("--verbose", action="store_true", help="also show mmengine's log (config, hooks) on the terminal")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show mmengine's log (config, hooks) on the terminal")
     return parser.parse_args(argv)
 
 

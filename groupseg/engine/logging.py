@@ -60,9 +60,10 @@ class TrainLogger:
               file=sys.stderr)  # fmt: skip
         if info["stopped_by_time_budget"]:
             rule = "!" * 100
-            print(f"{rule}\n!! THE TIME BUDGET ({info['time_budget_minutes']} min) STOPPED TRAINING AT STEP {info['steps']} "
-                  f"OF {info['planned_steps']}.\n!! The schedule was cut: this model is not the recipe's. Resume with "
-                  f"--resume, or set train.time_budget_minutes=0.\n{rule}", file=sys.stderr, flush=True)  # fmt: skip
+            print(f"{rule}\n!! THE TIME BUDGET ({info['time_budget_minutes']} min) STOPPED TRAINING AT STEP "
+                  f"{info['steps']} OF {info['planned_steps']}.\n!! The schedule was cut: this model is not the "
+                  f"recipe's. Resume with --resume, or set train.time_budget_minutes=0.\n{rule}",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     def close(self) -> None:
         if self.enabled:

@@ -154,7 +154,9 @@ def train_step(
     if D.is_distributed():
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
     if finite.item() < 1:
-        raise TrainingDiverged(f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })")
+        raise TrainingDiverged(
+            f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })"
+        )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["loss"]).backward()
@@ -228,7 +230,8 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
         logger.message(
             f"groupseg train: {params:.2f}M params, {info.world_size} rank(s) on {info.device}, global batch "
             f"{plan['global_batch']}, {plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps, "
-            f"lr {plan['base_lr']:.3g}, precision {precision}" + (f", resumed at step {state['step']}" if resume else "")
+            f"lr {plan['base_lr']:.3g}, precision {precision}"
+            + (f", resumed at step {state['step']}" if resume else "")
             + (f"; {torch.get_num_threads()} thread(s) on {describe_cpu()}" if info.device.type == "cpu" else "")
         )
     last_ckpt = None
@@ -267,8 +270,9 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
                 if state["step"] % t.log_interval == 0 or last:
                     elapsed = time.perf_counter() - window_start
                     metrics.update(lr=lr, img_per_s=window_images / max(elapsed, 1e-9), epoch=state["epoch"],
-                                   scale=model.scale().item(), **{f"skipped/{k}": v for k, v in
-                                                                  _global_skips(state["skipped"], info).items()})  # fmt: skip
+                                   scale=model.scale().item(),
+                                   **{f"skipped/{k}": v
+                                      for k, v in _global_skips(state["skipped"], info).items()})  # fmt: skip
                     logger.log(state["step"], metrics)
                     logger.step(0, loss=metrics["loss"], img_s=metrics["img_per_s"])
                     window_start, window_images = time.perf_counter(), 0

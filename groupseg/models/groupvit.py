@@ -161,7 +161,8 @@ class GroupViT(nn.Module):
         if tokens.shape[-1] != self.config.context_length:
             raise ValueError(
                 f"text tokens have length {tokens.shape[-1]}, this model's context length is "
-                f"{self.config.context_length}; use groupseg.tokenize(texts, context_length=model.config.context_length)"
+                f"{self.config.context_length}; "
+                "use groupseg.tokenize(texts, context_length=model.config.context_length)"
             )
         flat = tokens.reshape(-1, tokens.shape[-1])
         # Causal attention: the padding after a text's end token never reaches the end token the tower pools, so

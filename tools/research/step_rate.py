@@ -40,7 +40,8 @@ def run_arm(checkout: Path, options: list[str], data: Path, steps: int, work: Pa
     shards = sorted((data / "train").glob("*.tar"))
     cmd = [sys.executable, str(checkout / "tools" / "train.py"), str(checkout / CONFIG), "--work-dir", str(work),
            "--cfg-options", f"data.train={data}/train/{{00000..{len(shards) - 1:05d}}}.tar", f"train.max_steps={steps}",
-           "train.time_budget_minutes=0", "train.log_interval=10", f"train.ckpt_interval={10 * steps}", *options]  # fmt: skip
+           "train.time_budget_minutes=0", "train.log_interval=10", f"train.ckpt_interval={10 * steps}",
+           *options]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     result = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
     if result.returncode != 0:
