@@ -14,7 +14,10 @@ _LAZY = {
     "load_model": "groupseg.models.load",
     "save_checkpoint": "groupseg.models.checkpoint",
     "ZeroShotSegmenter": "groupseg.zeroshot.single_image",
+    "GroupPredictor": "groupseg.prompts.predictor",
+    "GroupMaskGenerator": "groupseg.prompts.automatic_mask_generator",
     "Exemplar": "groupseg.prompts.exemplars",
+    "VideoSegmenter": "groupseg.video.segmenter",
 }
 
 

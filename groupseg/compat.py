@@ -10,9 +10,11 @@ Why each exists (all measured on the pinned versions in requirements.txt):
    everything compiled (``from mmcv.ops import X`` raises ModuleNotFoundError, which mmseg's optional imports catch).
    With a full mmcv build installed, nothing is patched.
 2. mmengine 0.10.7 + torch>=2.6: ``torch.load`` defaults to ``weights_only=True`` and mmengine's own checkpoints
-   (which pickle its ``HistoryBuffer`` and numpy objects) fail to load. We make mmengine's *local-file* checkpoint
-   loader pass ``weights_only=False``, the behaviour mmengine was written for. groupseg's own checkpoints are
-   safetensors + JSON and never need pickle.
+   (which pickle its ``HistoryBuffer``, numpy arrays and scalars) fail to load. We keep torch's safe loader and let
+   mmengine's *local-file* loader allow exactly those types (:data:`MMENGINE_SAFE_GLOBALS`, in a scoped
+   ``torch.serialization.safe_globals``: nothing changes for anyone else's ``torch.load``). A file that pickles
+   anything else is refused, never run. For a file you trust, torch's own opt-in applies:
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``. groupseg's own checkpoints are safetensors + JSON and never need pickle.
 3. open_clip imports torchvision: a torchvision that does not match torch fails deep inside open_clip. We check the
    pair before open_clip is imported (``groupseg/models/text.py``) and say what to install.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import sys
 import types
 import warnings
@@ -87,8 +90,41 @@ def install_mmcv_ops_standin() -> bool:
     return True
 
 
+def _history_buffer_method(owner: type, name: str):
+    """The one ``getattr`` an mmengine checkpoint pickles: ``HistoryBuffer``'s statistics methods (min, max, ...).
+
+    Stands in for ``builtins.getattr`` in the allow-list, so a file cannot reach any other attribute through it."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if owner is not HistoryBuffer or name.startswith("_") or not callable(getattr(HistoryBuffer, name, None)):
+        raise pickle.UnpicklingError(f"refusing getattr({owner!r}, {name!r}) in an mmengine checkpoint")
+    return getattr(HistoryBuffer, name)
+
+
+def mmengine_safe_globals() -> list:
+    """What mmengine's own checkpoints pickle besides tensors (``torch.serialization.get_unsafe_globals_in_checkpoint``
+    on a Runner checkpoint): its ``HistoryBuffer`` (and its statistics methods) and numpy arrays / scalars."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtype_classes = [type(np.dtype(t)) for t in np.typecodes["All"] if t not in "OV"]
+    return [HistoryBuffer, (_history_buffer_method, "builtins.getattr"), multiarray._reconstruct, multiarray.scalar,
+            np.ndarray, np.dtype, *dtype_classes]  # fmt: skip
+
+
+def refused_globals(path: str) -> list[str]:
+    """What mmengine's patched loader would refuse to unpickle in the torch file ``path`` (nothing runs to find out)."""
+    import torch
+
+    allowed = set()
+    for item in mmengine_safe_globals():
+        allowed.add(item[1] if isinstance(item, tuple) else f"{item.__module__}.{item.__qualname__}")
+    return [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path) if name not in allowed]
+
+
 def patch_mmengine_checkpoint_loading() -> None:
-    """Let mmengine load its own (pickled) checkpoints under torch>=2.6, for local files only."""
+    """Let mmengine load its own checkpoints under torch>=2.6 with torch's safe (weights-only) loader, local files."""
     import torch
     from mmengine.runner import checkpoint as ckpt
 
@@ -100,7 +136,9 @@ def patch_mmengine_checkpoint_loading() -> None:
         filename = os.path.expanduser(filename)
         if not os.path.isfile(filename):
             raise FileNotFoundError(f"{filename} can not be found.")
-        return torch.load(filename, map_location=map_location, weights_only=False)
+        # weights_only is left to torch (True by default), so that TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 still opts in
+        with torch.serialization.safe_globals(mmengine_safe_globals()):
+            return torch.load(filename, map_location=map_location)
 
     load_from_local.__groupseg_patched__ = True
     ckpt.CheckpointLoader._schemes[""] = load_from_local

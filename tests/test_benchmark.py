@@ -19,20 +19,42 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
 
-    assert report["preset"] == "groupvit-tiny" and report["machine"]["threads"] == 1
+    machine = report["machine"]
+    assert report["preset"] == "groupvit-tiny" and machine["threads"] == 1
+    assert machine["cpu"] and isinstance(machine["native_bf16"], bool)  # the CPU named, and whether bf16 is native
+    assert machine["default_precision"] == ("bf16" if machine["native_bf16"] else "fp32") or machine["device"] != "cpu"
+    cpu = machine["device"] == "cpu"
     assert report["machine"]["device"] == "cpu" or report["machine"]["device"].startswith("cuda")
     assert report["parity_max_abs_diff"] < 1e-4  # groupseg read the port's weights: the same model
     assert set(report["matmul_peak_gflops"]) == {"fp32", "bf16"}
     assert all(v > 0 for v in report["matmul_peak_gflops"].values())
 
-    rows = report["rows"]
+    rows = [r for r in report["rows"] if r["part"] != "rss"]
     assert {r["part"] for r in rows} == {"vision", "zeroshot", "train", "scaling", "data"}
     for row in rows:
         assert row["median_ms"] > 0 and row["items_per_s"] > 0 and len(row["times_ms"]) >= 1, row
         assert row["min_ms"] <= row["median_ms"] <= row["max_ms"]
         if row["part"] != "data":
-            assert row["gflop"] > 0 and row["peak_mem_mb"] >= 0 and "mfu_pct" in row, row
+            assert row["gflop"] > 0 and "mfu_pct" in row, row
+            assert row["peak_mem_mb"] >= 0 if "onnx" not in row["impl"] else "peak_mem_mb" not in row, row
     impls = {(r["part"], r["impl"]) for r in rows}
+    # the default settings (precision 'auto' resolved) are marked, in every part that has a port row to compare with
+    default = machine["default_precision"]
+    assert {(r["part"], r["impl"]) for r in rows if r.get("default")} == {
+        ("vision", f"groupseg {default}"), ("zeroshot", f"groupseg whole {default}"),
+        ("zeroshot", f"groupseg slide {default}"), ("train", f"groupseg {default}"),
+        ("train", f"groupseg +multi-label {default}")}  # fmt: skip
+    assert all(r["vs_port_fp32"] > 0 for r in rows if r.get("default"))
+    if cpu:  # the exported tower run by ONNX Runtime, its FLOPs counted from its eager twin
+        onnx_rows = [r for r in rows if "onnx" in r["impl"]]
+        assert {(r["part"], r["impl"]) for r in onnx_rows} == {("vision", "groupseg onnx fp32"),
+                                                              ("zeroshot", "groupseg whole onnx fp32")}  # fmt: skip
+        assert all(r["gflop"] > 0 and r["mfu_pct"] > 0 and r["vs_port_fp32"] > 0 for r in onnx_rows)
+        for size, agreement in report["onnx_accuracy"].items():
+            assert agreement["zeroshot_label_agreement"] >= 0.999 and agreement["max_abs_diff"] < 1e-4, size
+        rss = {r["impl"]: r for r in report["rows"] if r["part"] == "rss"}
+        assert set(rss) == {f"groupseg whole {default}", "groupseg whole onnx fp32"}
+        assert all(0 < r["rss_before_mb"] <= r["peak_rss_mb"] and r["size"] == 64 for r in rss.values())
     for precision in ("fp32", "bf16"):
         assert {("vision", f"port {precision}"), ("vision", f"groupseg {precision}"), ("train", f"port {precision}"),
                 ("train", f"groupseg {precision}"), ("train", f"groupseg +multi-label {precision}"),
@@ -46,7 +68,8 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
 
     targets = report["targets"]
     assert set(targets) == {"train_img_s_vs_port_fp32", "zeroshot_vs_port_vision_fp32@32",
-                            "zeroshot_vs_port_vision_fp32@64", "zeroshot_vs_port_vision_fp32@32x8"}  # fmt: skip
+                            "zeroshot_vs_port_vision_fp32@64", "zeroshot_vs_port_vision_fp32@32x8",
+                            "default_never_slower_than_port_fp32"}  # fmt: skip
     for target in targets.values():
         assert target["ratio"] > 0 and target["met"] == (target["ratio"] >= target["target"])
 
@@ -57,3 +80,4 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
     assert 0 <= accuracy["zeroshot_label_agreement"] <= 1 and len(accuracy["assignment_argmax_agreement"]) == 2
     assert accuracy["image_embeds_max_abs_diff"] < 0.1  # bf16 stays close to fp32
     assert "target train_img_s_vs_port_fp32" in result.stdout and f"wrote {out}" in result.stdout
+    assert "is the faster precision on this" in result.stdout and "default settings vs the port's fp32" in result.stdout

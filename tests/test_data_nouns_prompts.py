@@ -142,18 +142,20 @@ def test_all_templates_and_nouns_get_used():
 def test_training_loader_prompts_nouns_or_noun_phrases(tmp_path, phrases):
     """``data.noun_phrases`` reaches the batches tools/train.py trains on: each prompt wraps a noun, or with the
     option the adjective–noun phrase, of its own caption."""
-    from mmengine.config import Config
-
+    from groupseg.engine.config import training_config
     from groupseg.engine.distributed import DistInfo
     from groupseg.engine.trainer import build_loader
     from groupseg.tokenizer import tokenize
     from helpers_shards import image_bytes, write_shard
 
     captions = ["a red circle and a blue square", "two green stars on a striped background"]
-    write_shard(tmp_path / "00000.tar", [dict(key=f"{i:04d}", jpg=image_bytes(i), txt=captions[i % 2]) for i in range(8)])
-    cfg = Config(dict(data=dict(train=str(tmp_path / "00000.tar"), batch_size=4, image_size=32, num_prompts=2,
-                                augment="light", num_workers=0, noun_phrases=phrases),
-                      loss=dict(multi_label_weight=1.0), train=dict(seed=0)))  # fmt: skip
+    write_shard(
+        tmp_path / "00000.tar", [dict(key=f"{i:04d}", jpg=image_bytes(i), txt=captions[i % 2]) for i in range(8)]
+    )
+    cfg = training_config(dict(data=dict(train=str(tmp_path / "00000.tar"), batch_size=4, image_size=32, num_prompts=2,
+                                         augment="light", num_workers=0, noun_phrases=phrases),
+                               loss=dict(multi_label_weight=1.0), optimizer=dict(lr=1e-3),
+                               train=dict(seed=0, max_steps=1)))  # fmt: skip
     batch = next(iter(build_loader(cfg, DistInfo(0, 1, 0), 0, 0, 24, 1)))
     if phrases:
         words = {captions[0]: ["red circle", "blue square"], captions[1]: ["green star", "striped background"]}

@@ -37,6 +37,21 @@ def test_synonyms_and_templates_from_a_file(tmp_path):
     assert parse_vocabulary(vocab.to_config()) == vocab
 
 
+def test_a_string_of_several_lines_reads_like_a_file(tmp_path):
+    text = ("template: a photo of a {}.\ntemplate: a drawing/painting of the {}.  # a '/' is no path\n"
+            "person: man, woman\ncar\n")
+    path = tmp_path / "vocab.txt"
+    path.write_text(text)
+    assert parse_vocabulary(text) == parse_vocabulary(path)
+    with pytest.raises(VocabularyError, match="line 2: empty template"):
+        parse_vocabulary("cat\ntemplate:\n")
+
+
+def test_a_long_inline_class_list_is_not_mistaken_for_a_file_name():
+    names = [f"class number {i}" for i in range(60)]  # longer than a file name may be
+    assert parse_vocabulary(", ".join(names)).names == tuple(names)
+
+
 def test_add_background_puts_it_first_once():
     assert parse_vocabulary("cat,dog", add_background=True).names == ("background", "cat", "dog")
     assert parse_vocabulary("background,cat", add_background=True).names == ("background", "cat")

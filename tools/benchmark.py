@@ -17,8 +17,16 @@ tower, head, mmseg post-processing; whole and slide; and ``--infer-batch`` image
 port's vision forward batched alike), ``train`` (image + text forward, contrastive loss, backward,
 gradient clipping, AdamW; groupseg through ``engine.train_step``, also with the multi-label loss), ``scaling``
 (zero-shot whole vs slide at ``--scaling-sizes``), ``data`` (the training data pipeline's decode + augmentation
-throughput on generated JPEG shards), ``accuracy`` (bf16 vs fp32: embeddings and zero-shot label agreement).
+throughput on generated JPEG shards), ``accuracy`` (bf16 and the ONNX tower vs eager fp32: embeddings and zero-shot
+label agreement), ``rss`` (peak resident memory of a fresh process running one zero-shot inference at 2× native).
 On a GPU, times come from CUDA events with synchronisation; on a CPU from ``perf_counter``.
+
+Default settings: rows marked ``*`` (``default`` in the JSON) run what a user gets without options: precision
+``'auto'`` (bf16 only where the hardware runs it natively; the report header names the CPU and says which), eager
+torch, no compile; the closing lines compare each of them with the port's fp32. Other rows: every precision in
+``--precisions``, the image tower exported to ONNX and run by ONNX Runtime (``onnx``, CPU only; ``tools/export.py``),
+and with ``--compile`` the inductor-compiled tower at the default precision, weights frozen. MFU is against the
+matmul peak of the precision the row ran.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,9 +49,12 @@ import torch.nn.functional as F
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
 from groupseg.models import GroupViT, GroupViTConfig, build_config
+from groupseg.models.precision import native_bf16, resolve_precision
 
-PARTS = ("peak", "vision", "zeroshot", "train", "scaling", "data", "accuracy")
-TARGETS = {"train_img_s_vs_port_fp32": 2.0, "zeroshot_vs_port_vision_fp32": 3.0}
+PARTS = ("peak", "vision", "zeroshot", "train", "scaling", "data", "accuracy", "rss")
+TARGETS = {"train_img_s_vs_port_fp32": 2.0, "zeroshot_vs_port_vision_fp32": 3.0,
+           "default_never_slower_than_port_fp32": 1.0}
+REPO = Path(__file__).resolve().parents[1]
 CAPTIONS = ["a photo of a dog on a sofa", "two cats", "a red car parked by a tree", "boats in a harbour at dusk",
             "a man riding a horse", "a plate of food", "a bird on a branch", "people walking in the rain"]  # fmt: skip
 
@@ -179,12 +191,15 @@ def parity(port, model, size: int, device: torch.device) -> float:
         return max(diffs)
 
 
-def segmentor(model: GroupViT, precision: str, mode: str, crop: int, stride: int, compile: bool = False):
+def segmentor(model: GroupViT, precision: str, mode: str, crop: int, stride: int, compile: bool = False,
+              onnx_path: str | None = None):  # fmt: skip
     from groupseg.zeroshot import GroupViTSegmentor
 
     classes = ["background"] + [f"class {i}" for i in range(20)]  # VOC-sized vocabulary; embeddings are cached
     test_cfg = dict(mode=mode, crop_size=(crop, crop), stride=(stride, stride), bg_thresh=0.95, precision=precision,
                     compile=compile)  # fmt: skip
+    if onnx_path:
+        test_cfg.update(backend="onnx", onnx_path=onnx_path)
     return GroupViTSegmentor(model=model, vocabulary=classes, test_cfg=test_cfg).eval()
 
 
@@ -202,12 +217,23 @@ def predict_fn(seg, images: torch.Tensor) -> Callable[[], Any]:
     return run
 
 
-# -- the parts ----------------------------------------------------------------------------------------------------------
+# -- the parts --------------------------------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, args: argparse.Namespace, device: torch.device):
-        self.args, self.device = args, device
+    def __init__(self, args: argparse.Namespace, device: torch.device, workdir: Path):
+        self.args, self.device, self.workdir = args, device, workdir
         self.rows: list[dict] = []
         self.peak: dict[str, float] = {}
+        self.default = resolve_precision("auto", device)  # what a user gets without options
+        self.onnx = device.type == "cpu" and not args.no_onnx  # ONNX Runtime runs here on the CPU only
+        self._onnx_path: str | None = None
+
+    def onnx_path(self, model: GroupViT) -> str:
+        """The model's image tower exported once (``tools/export.py``'s function), for the ONNX rows."""
+        if self._onnx_path is None:
+            from groupseg.models.export import export_image_tower
+
+            self._onnx_path = str(export_image_tower(model, self.workdir / "tower.onnx"))
+        return self._onnx_path
 
     def run(self, part: str, case: dict[str, Any], fns: dict[str, Callable[[], Any]], items: int = 1,
             flops: bool = True, memory: bool = True) -> dict[str, dict]:  # fmt: skip
@@ -220,29 +246,49 @@ class Bench:
             row = dict(part=part, **case, impl=name, items=items, **stats,
                        items_per_s=items / (stats["median_ms"] / 1e3))  # fmt: skip
             precision = name.split(" ")[-1] if name.endswith(("fp32", "bf16")) else case.get("precision", "fp32")
+            row["default"] = name in self.default_impls(part)
             if flops:
-                row["gflop"] = count_flops(fn) / 1e9
+                # ONNX Runtime's work is invisible to the counter: the same computation's count from its eager twin
+                twin = rows.get(name.replace(" onnx", "")) if "onnx" in name else None
+                row["gflop"] = twin["gflop"] if twin else count_flops(fn) / 1e9
                 if self.peak.get(precision):
                     row["mfu_pct"] = 100 * row["gflop"] / (stats["median_ms"] / 1e3) / self.peak[precision]
-            if memory:
+            if memory and "onnx" not in name:  # the profiler sees torch's allocations, not ONNX Runtime's: see `rss`
                 row["peak_mem_mb"] = peak_memory_mb(fn, self.device)
             rows[name] = row
             self.rows.append(row)
         print(format_rows(list(rows.values())), flush=True)
         return rows
 
+    def default_impls(self, part: str) -> set[str]:
+        """The rows that run the default settings (precision 'auto', eager, no compile, torch backend)."""
+        p = self.default
+        return {"vision": {f"groupseg {p}"}, "train": {f"groupseg {p}", f"groupseg +multi-label {p}"},
+                "zeroshot": {f"groupseg whole {p}", f"groupseg slide {p}"}}.get(part, set())  # fmt: skip
+
     def matmul_peak(self) -> None:
-        n = self.args.matmul_size
+        sides = {}
         for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            n = sides[precision] = self.matmul_side(dtype)
             a, b = (torch.randn(n, n, device=self.device, dtype=dtype) for _ in range(2))
             times = interleaved({"mm": lambda: a @ b}, max(5, self.args.repeats), 2, self.device)["mm"]
             self.peak[precision] = 2 * n**3 / statistics.median(times) / 1e9
-        print(f"matmul peak ({n}²): fp32 {self.peak['fp32']:.0f} GFLOP/s, bf16 {self.peak['bf16']:.0f} GFLOP/s",
-              flush=True)  # fmt: skip
+        print(f"matmul peak: fp32 {self.peak['fp32']:.1f} GFLOP/s ({sides['fp32']}²), bf16 {self.peak['bf16']:.1f} "
+              f"GFLOP/s ({sides['bf16']}²)", flush=True)  # fmt: skip
+        print(faster_precision_line(self.peak, self.device, self.default), flush=True)
+
+    def matmul_side(self, dtype: torch.dtype) -> int:
+        """``--matmul-size``, or less where one product would take over a second: a CPU without native bf16 may
+        run bf16 matmuls 100× slower than fp32 (AVX2 only), which would hold the benchmark for many minutes."""
+        n, small = self.args.matmul_size, 256
+        a = torch.randn(small, small, device=self.device, dtype=dtype)
+        seconds = min(time_once(lambda: a @ a, self.device) for _ in range(3)) * (n / small) ** 3
+        while seconds > 1.0 and n > small:
+            n, seconds = n // 2, seconds / 8
+        return n
 
     def vision(self, port, model, size: int) -> None:
         images = torch.randn(1, 3, size, size, device=self.device)
-        native = model.config.image_size
         fns = {}
         for precision in self.args.precisions:
             seg = self.segmentors(model, precision)["whole"]
@@ -256,11 +302,15 @@ class Bench:
                     s.forward_image(images)
 
             fns[f"port {precision}"], fns[f"groupseg {precision}"] = port_fn, ours
+        if self.onnx:
+            from groupseg.models.onnx_tower import OnnxImageTower
+
+            tower = OnnxImageTower(self.onnx_path(model))
+            fns["groupseg onnx fp32"] = lambda: tower(images)
         self.run("vision", dict(size=size, batch=1), fns)
 
     def zeroshot(self, port, model, size: int, part: str = "zeroshot", with_port: bool = True, batch: int = 1) -> None:
         images = torch.randn(batch, 3, size, size, device=self.device)
-        native = model.config.image_size
         fns = {}
         if with_port:
 
@@ -272,21 +322,25 @@ class Bench:
         for precision in self.args.precisions:
             for mode, seg in self.segmentors(model, precision).items():
                 fns[f"groupseg {mode} {precision}"] = predict_fn(seg, images)
+        if self.onnx and part == "zeroshot":
+            fns["groupseg whole onnx fp32"] = predict_fn(self.segmentors(model, "fp32", onnx=True)["whole"], images)
         if self.args.compile and part == "zeroshot":
-            compiled = predict_fn(self.segmentors(model, "bf16", compile=True)["whole"], images)
+            compiled = predict_fn(self.segmentors(model, self.default, compile=True)["whole"], images)
             for _ in range(2):  # compile this shape now, not inside a timed round
                 compiled()
-            fns["groupseg whole compiled bf16"] = compiled
+            fns[f"groupseg whole compiled {self.default}"] = compiled
         self.run(part, dict(size=size, batch=batch), fns, items=batch)
 
-    def segmentors(self, model, precision: str, compile: bool = False) -> dict[str, Any]:
-        key = (precision, compile)
+    def segmentors(self, model, precision: str, compile: bool = False, onnx: bool = False) -> dict[str, Any]:
+        key = (precision, compile, onnx)
         if not hasattr(self, "_segmentors"):
             self._segmentors = {}
         if key not in self._segmentors:
             native = model.config.image_size
-            modes = ("whole",) if compile else ("whole", "slide")
-            self._segmentors[key] = {m: segmentor(model, precision, m, 2 * native, native, compile) for m in modes}
+            modes = ("whole",) if compile or onnx else ("whole", "slide")
+            path = self.onnx_path(model) if onnx else None
+            self._segmentors[key] = {m: segmentor(model, precision, m, 2 * native, native, compile, path)
+                                     for m in modes}  # fmt: skip
         return self._segmentors[key]
 
     def train(self, port, model) -> None:
@@ -379,6 +433,62 @@ class Bench:
         print("bf16 vs fp32:", json.dumps({k: v for k, v in out.items() if k != "inputs"}), flush=True)
         return out
 
+    def onnx_accuracy(self, model) -> dict[str, Any]:
+        """The ONNX tower (ONNX Runtime) against eager fp32, at native and 2× native: embeddings, soft assignments
+        and zero-shot labels (whole inference, 21 labels with a thresholded background) of 4 random images."""
+        eager, onnx = self.segmentors(model, "fp32")["whole"], self.segmentors(model, "fp32", onnx=True)["whole"]
+        out: dict[str, Any] = {}
+        for size in (model.config.image_size, 2 * model.config.image_size):
+            images = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(size))
+            with torch.no_grad():
+                a, b = eager.forward_image(images), onnx.forward_image(images)
+                labels = [seg.encode_decode(images).max(dim=1).indices for seg in (eager, onnx)]
+            diffs = [(a.image_embeds - b.image_embeds).abs().max(), (a.group_embeds - b.group_embeds).abs().max(),
+                     *((x.soft - y.soft).abs().max() for x, y in zip(a.vision.assignments, b.vision.assignments))]
+            out[str(size)] = dict(max_abs_diff=max(d.item() for d in diffs),
+                                  zeroshot_label_agreement=(labels[0] == labels[1]).float().mean().item())  # fmt: skip
+        print("onnx vs eager fp32:", json.dumps(out), flush=True)
+        return out
+
+    def rss(self, model, size: int) -> None:
+        """Peak resident memory (MB) of a fresh process that builds the model and runs one zero-shot inference (whole)
+        of one ``size``² image: the default settings, and the ONNX tower. Also the process's RSS before inferring."""
+        kinds = {f"groupseg whole {self.default}": None}
+        if self.onnx:
+            kinds["groupseg whole onnx fp32"] = self.onnx_path(model)
+        checkpoint = groupseg.save_checkpoint(model, self.workdir / "checkpoint")  # the child loads these weights
+        for impl, onnx_path in kinds.items():
+            code = RSS_CHILD.format(checkpoint=str(checkpoint), size=size, onnx=repr(onnx_path),
+                                    precision=self.default if onnx_path is None else "fp32",
+                                    threads=torch.get_num_threads())  # fmt: skip
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+            if done.returncode != 0:
+                print(f"rss {impl}: the child process failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
+                continue
+            before, peak = (float(v) for v in done.stdout.split())
+            row = dict(part="rss", size=size, batch=1, impl=impl, items=1, rss_before_mb=before, peak_rss_mb=peak,
+                       default=onnx_path is None)  # fmt: skip
+            self.rows.append(row)
+            print(f"rss {impl} at {size}: peak {peak:.0f} MB (model loaded: {before:.0f} MB)", flush=True)
+
+
+# A fresh interpreter: the benchmark's model read from a checkpoint, one whole inference; prints the peak resident set
+# (ru_maxrss, KB on Linux) after building the segmentor and after inferring, in MB.
+RSS_CHILD = """
+import resource, torch, groupseg
+from groupseg.zeroshot import GroupViTSegmentor
+torch.set_num_threads({threads})
+model = groupseg.load_model({checkpoint!r})
+test_cfg = dict(mode="whole", precision="{precision}")
+if {onnx} is not None:
+    test_cfg.update(backend="onnx", onnx_path={onnx})
+seg = GroupViTSegmentor(model=model, vocabulary=["background"] + ["class %d" % i for i in range(20)], test_cfg=test_cfg)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with torch.no_grad():
+    seg.encode_decode(torch.randn(1, 3, {size}, {size})).max(dim=1)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
 
 def write_jpeg_shards(root: Path, num_shards: int, per_shard: int, side: int) -> list[Path]:
     """img2dataset-style shards of smooth, photo-like JPEGs (random noise would decode unrealistically slowly)."""
@@ -407,13 +517,13 @@ def write_jpeg_shards(root: Path, num_shards: int, per_shard: int, side: int) ->
 
 
 # -- report -----------------------------------------------------------------------------------------------------------
-COLUMNS = [("part", "{}"), ("size", "{}"), ("batch", "{}"), ("impl", "{}"), ("median_ms", "{:.1f}"),
+COLUMNS = [("part", "{}"), ("size", "{}"), ("batch", "{}"), ("impl", "{}"), ("mark", "{}"), ("median_ms", "{:.1f}"),
            ("iqr_pct", "±{:.0f}%"), ("items_per_s", "{:.2f}"), ("vs_port", "{:.2f}×"), ("vs_port_fp32", "{:.2f}×"),
            ("gflop", "{:.1f}"), ("mfu_pct", "{:.0f}%"), ("peak_mem_mb", "{:.0f}")]  # fmt: skip
 
 
-WIDTHS = (8, 4, 5, 30, 9, 5, 8, 7, 7, 6, 4, 6)
-HEADER = "  ".join(f"{name:>{w}}" for (name, _), w in zip([("part", 0), ("size", 0), ("batch", 0), ("impl", 0),
+WIDTHS = (8, 4, 5, 30, 1, 9, 5, 8, 7, 7, 6, 4, 6)
+HEADER = "  ".join(f"{name:>{w}}" for (name, _), w in zip([("part", 0), ("size", 0), ("batch", 0), ("impl", 0), ("", 0),
                    ("ms", 0), ("±IQR", 0), ("items/s", 0), ("×port", 0), ("×p.fp32", 0), ("GFLOP", 0), ("MFU", 0),
                    ("MB", 0)], WIDTHS))  # fmt: skip
 
@@ -421,6 +531,7 @@ HEADER = "  ".join(f"{name:>{w}}" for (name, _), w in zip([("part", 0), ("size",
 def format_rows(rows: list[dict]) -> str:
     lines = []
     for row in rows:
+        row = {**row, "mark": "*" if row.get("default") else ""}  # * : the default settings
         cells = [fmt.format(row[key]) if row.get(key) is not None else "-" for key, fmt in COLUMNS]
         lines.append("  ".join(f"{c:>{w}}" for c, w in zip(cells, WIDTHS)))
     return "\n".join(lines)
@@ -451,6 +562,12 @@ def add_ratios(rows: list[dict]) -> dict[str, Any]:
     for key, value in targets.items():
         goal = TARGETS[key.split("@")[0]]
         value.update(target=goal, met=bool(value["ratio"] and value["ratio"] >= goal))
+    defaults = [r for r in rows if r.get("default") and r.get("vs_port_fp32")]
+    if defaults:
+        worst = min(defaults, key=lambda r: r["vs_port_fp32"])
+        targets["default_never_slower_than_port_fp32"] = dict(
+            ratio=worst["vs_port_fp32"], impl=f"{worst['part']} {worst['size']}x{worst['batch']} {worst['impl']}",
+            target=1.0, met=worst["vs_port_fp32"] >= 1.0)  # fmt: skip
     return targets
 
 
@@ -472,10 +589,20 @@ def machine(device: torch.device) -> dict[str, Any]:
     info = dict(platform=platform.platform(), python=platform.python_version(), torch=torch.__version__,
                 transformers=transformers.__version__, device=str(device), threads=torch.get_num_threads(),
                 cpu_count=os.cpu_count(), cpu=cpu_name(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                native_bf16=native_bf16(device.type), default_precision=resolve_precision("auto", device),
                 load_average_start=os.getloadavg())  # fmt: skip
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def faster_precision_line(peak: dict[str, float], device: torch.device, default: str) -> str:
+    """Which precision the measured matmul peak favours here, and what precision 'auto' picks."""
+    ratio = peak["bf16"] / peak["fp32"]
+    faster = "bf16" if ratio > 1 else "fp32"
+    native = "native bf16" if native_bf16(device.type) else "no native bf16"
+    return (f"bf16 matmuls run {ratio:.2f}× fp32 here ({native}): {faster} is the faster precision on this "
+            f"{'GPU' if device.type == 'cuda' else 'CPU'}; precision 'auto' (the default) runs {default}")
 
 
 def cpu_name() -> str:
@@ -505,6 +632,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1 ...")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd zero-shot segmentor")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows (exported image tower)")
     parser.add_argument("--matmul-size", type=int, help="square matmul side for the peak (default: 2048; tiny 256)")
     parser.add_argument("--out", default="work_dirs/benchmark/benchmark.json", help="JSON output path")
     return parser.parse_args(argv)
@@ -530,10 +658,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     info = machine(device)
-    print(f"groupseg benchmark: {preset} on {info.get('gpu', info['cpu'])} ({device}, {info['threads']} threads), "
-          f"torch {info['torch']}, transformers {info['transformers']}, load {info['load_average_start']}",
-          flush=True)  # fmt: skip
-    bench = Bench(args, device)
+    print(f"groupseg benchmark: {preset} on {info.get('gpu', info['cpu'])} ({device}, {info['threads']} threads, "
+          f"{info['cpu_capability']}, {'native bf16' if info['native_bf16'] else 'no native bf16'}: "
+          f"precision 'auto' runs "
+          f"{info['default_precision']}), torch {info['torch']}, transformers {info['transformers']}, "
+          f"load {info['load_average_start']}", flush=True)  # fmt: skip
+    workdir = tempfile.TemporaryDirectory()
+    bench = Bench(args, device, Path(workdir.name))
+    if bench.default not in args.precisions:  # the default settings always get their rows
+        args.precisions = [bench.default, *args.precisions]
     bench.matmul_peak()  # always: MFU needs it
     port, model = build_pair(preset, device)
     result: dict[str, Any] = dict(machine=info, preset=preset, args={k: v for k, v in vars(args).items()},
@@ -556,17 +689,27 @@ def main(argv: list[str] | None = None) -> int:
         bench.data(model)
     if "accuracy" in parts:
         result["bf16_accuracy"] = bench.accuracy(model)
+        if bench.onnx:
+            result["onnx_accuracy"] = bench.onnx_accuracy(model)
+    if "rss" in parts and device.type == "cpu":  # a CPU process's resident memory; a GPU's is peak_mem_mb
+        bench.rss(model, 2 * native)
+    workdir.cleanup()
     result["targets"] = add_ratios(bench.rows)
     result["scaling"] = scaling_summary(bench.rows)
     result.update(matmul_peak_gflops=bench.peak, rows=bench.rows)
     info["load_average_end"] = os.getloadavg()
 
-    print("\n" + HEADER + "\n" + format_rows(bench.rows))
+    print("\n" + HEADER + "\n" + format_rows([r for r in bench.rows if "median_ms" in r]))
     for impl, value in result["scaling"].items():
         print(f"scaling {impl}: " + ", ".join(f"{k} ×{v:.2f}" for k, v in value["growth"].items()))
+    for row in bench.rows:
+        if row.get("default") and row.get("vs_port_fp32"):
+            print(f"default settings vs the port's fp32: {row['part']} {row['size']}x{row['batch']} {row['impl']}: "
+                  f"{row['vs_port_fp32']:.2f}×")  # fmt: skip
     for key, value in result["targets"].items():
         ratio = f"{value['ratio']:.2f}×" if value.get("ratio") else "n/a"
-        print(f"target {key}: {ratio} ({value['impl']}) vs ≥{value['target']}× — {'met' if value['met'] else 'NOT met'}")
+        verdict = "met" if value["met"] else "NOT met"
+        print(f"target {key}: {ratio} ({value['impl']}) vs ≥{value['target']}× — {verdict}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str))

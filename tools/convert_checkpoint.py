@@ -5,8 +5,10 @@
     python tools/convert_checkpoint.py path/to/hf-groupvit-dir checkpoints/groupvit-hf
 
 SRC: an official NVlabs .pth (only its weights are read; none of its pickled objects run), a Hugging Face
-GroupViTModel directory, or a groupseg checkpoint. Official files do not record head counts: groupseg uses width // 64
-(right for the released models); pass --vision-heads / --text-heads for others.
+GroupViTModel directory, or a groupseg checkpoint (a training run's ``latest`` or work dir included). Official files do
+not record head counts: groupseg uses width // 64 (right for the released models); pass --vision-heads / --text-heads
+for others. DST must be new or empty; an existing groupseg checkpoint is replaced only with --overwrite, and anything
+else (a file, a folder with other files) never.
 """
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ import argparse
 import sys
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
-from groupseg.models.checkpoint import CheckpointError, save_checkpoint
+from groupseg.models.checkpoint import CheckpointError, check_replaceable, save_checkpoint
 from groupseg.models.convert import read_checkpoint
+from groupseg.models.load import resolve_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="weights to convert: .pth file, Hugging Face directory or groupseg checkpoint")
-    parser.add_argument("dst", help="output directory (replaced if it exists)")
+    parser.add_argument("dst", help="output directory (new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace DST if it is a groupseg checkpoint")
     parser.add_argument("--device", default="cpu", help="device to load the model on while converting (default: cpu)")
     parser.add_argument("--vision-heads", type=int, help="image tower heads (official .pth: default width // 64)")
     parser.add_argument("--text-heads", type=int, help="text tower heads (official .pth: default width // 64)")
@@ -32,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {k: v for k, v in [("vision_heads", args.vision_heads), ("text_heads", args.text_heads)] if v}
     try:
-        checkpoint = read_checkpoint(args.src, **overrides)
+        check_replaceable(args.dst, overwrite=args.overwrite)  # before the (possibly long) read
+        checkpoint = read_checkpoint(resolve_checkpoint(args.src), **overrides)
         model = checkpoint.build_model().to(args.device).eval()
         out = save_checkpoint(model, args.dst, extra={"converted_from": {"format": checkpoint.format,
                                                                         "path": str(checkpoint.path)}})  # fmt: skip

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 from groupseg.data.few_shot import COCO20i, FSS1000, FewShotDatasetError, VOCLayout  # noqa: E402
 from groupseg.metrics.few_shot import FewShotIoU, sample_episodes  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402

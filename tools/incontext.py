@@ -23,7 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import groupseg  # noqa: E402  (first: applies the compat shims)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.prompts.exemplars import Exemplar, ExemplarError, read_mask  # noqa: E402
 from groupseg.synthetic.world import VOC_PALETTE  # noqa: E402

@@ -3,30 +3,51 @@
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
         [--show-dir DIR] [--work-dir DIR] [--json FILE] [--protocol groupvit|tcl|sclip] [--cfg-options key=value ...]
 
-Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads. Bad input
-(missing dataset, vocabulary that does not fit, unreadable checkpoint) exits with code 2 and one line on stderr.
+Prints a progress bar, mmseg's per-class IoU table and the mIoU; everything else mmengine logs (environment, config,
+hooks, iteration lines) goes only to its log file in the work dir (``--verbose``: to the terminal too). CHECKPOINT is
+anything ``groupseg.load_model`` reads (a training run's ``checkpoints/latest`` or work dir included). Before the run
+starts, the checkpoint is read, the config's ``test_cfg`` checked, and every sample checked (label PNG present, of its
+image's size, label ids the vocabulary covers): bad input exits with code 2 and one line on stderr, not mid-run.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
+import os
 import os.path as osp
+import pickle
+import re
 import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
+from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
+from groupseg.models.load import load_model, resolve_checkpoint  # noqa: E402
+from groupseg.schema import ConfigError  # noqa: E402
 from groupseg.zeroshot import (  # noqa: E402
-    DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, dataset_classes,
-    parse_vocabulary,
+    DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, check_samples,
+    check_test_cfg, dataset_classes, parse_vocabulary,
 )  # fmt: skip
 from groupseg.zeroshot.protocols import PROTOCOL_NAMES, ProtocolError, apply_protocol  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-USER_ERRORS = (CheckpointError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
+USER_ERRORS = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
+TRUSTED_PICKLE_OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"  # torch's own switch, for files you trust
+
+
+def unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("config", help="test config, e.g. configs/zeroshot/groupvit_voc.py")
     parser.add_argument("checkpoint", help="GroupViT weights (anything groupseg.load_model reads)")
     parser.add_argument("--vocab", help="class names: 'background,cat,dog', 'bg; person: man, woman', or a file")
-    parser.add_argument("--bg-thresh", type=float, help="background threshold (default: the config's)")
+    parser.add_argument("--bg-thresh", type=unit_interval,
+                        help="background threshold in [0, 1] (default: the config's)")  # fmt: skip
     parser.add_argument("--out", help="write predicted label PNGs here (one per image, named like the image)")
     parser.add_argument("--show-dir", help="write overlay PNGs (image, tinted labels, legend) here")
     parser.add_argument("--work-dir", help="logs and the merged config go here (default work_dirs/<config name>)")
@@ -43,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
                         "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show mmengine's log (config, hooks) on the terminal")
     return parser.parse_args(argv)
 
 
@@ -57,16 +81,25 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir
-    if not osp.exists(args.checkpoint):
+    if not osp.lexists(args.checkpoint):
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
-    cfg.model.checkpoint = args.checkpoint
+    checkpoint = resolve_checkpoint(args.checkpoint)  # a run's `latest` pointer or work dir: its latest checkpoint
+    load_model(checkpoint)  # read now, so that a bad file is one line before the Runner's logs, not after them
+    cfg.model.checkpoint = str(checkpoint)
     if args.bg_thresh is not None:
         cfg.model.test_cfg.bg_thresh = args.bg_thresh
+    check_test_cfg(cfg.model.get("test_cfg"))
+    check_load_from(cfg.get("load_from"))
 
     dataset = cfg.test_dataloader.dataset
     labels = dataset_classes(dataset)
     config_templates = cfg.model.vocabulary.get("templates")
-    if args.vocab:
+    if args.vocab is not None:
+        if not args.vocab.strip():
+            raise VocabularyError("--vocab is empty: give class names ('background,cat,dog') or a vocabulary file")
+        if not osp.exists(args.vocab) and not any(c in args.vocab for c in ",;"):
+            raise VocabularyError(f"--vocab: vocabulary file {args.vocab} does not exist, and a single class name "
+                                  "cannot label a dataset (give 'background,cat,dog' or a file)")  # fmt: skip
         vocab = parse_vocabulary(args.vocab)
         if vocab.templates == DEFAULT_TEMPLATES and config_templates:  # the vocabulary set none: keep the config's
             vocab = parse_vocabulary(dict(classes=vocab.to_config()["classes"], templates=config_templates))
@@ -82,12 +115,30 @@ def build_config(args: argparse.Namespace) -> Config:
     if vocab.has_exemplars and cfg.model.get("test_cfg", {}).get("exemplar_scale") is None:
         cfg.model.setdefault("test_cfg", {})["exemplar_scale"] = pipeline_scale(dataset)  # exemplars resized as images
     check_dataset_files(dataset)
+    check_samples(dataset, num_labels=len(vocab) if labels is None else None)
 
+    if args.json:
+        if osp.isdir(args.json):
+            raise FileNotFoundError(f"--json {args.json} is a folder; give a file name")
+        os.makedirs(osp.dirname(args.json) or ".", exist_ok=True)  # now, not after the whole evaluation
     if args.out:
         cfg.test_evaluator.output_dir = args.out
     if args.show_dir:
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ZeroShotOverlayHook", out_dir=args.show_dir)]
     return cfg
+
+
+def check_load_from(load_from: str | None) -> None:
+    """An mmengine ``load_from`` file is unpickled by torch's safe loader: refuse now what it would refuse later."""
+    if not load_from or "://" in str(load_from):
+        return
+    if not osp.isfile(load_from):
+        raise FileNotFoundError(f"load_from {load_from} does not exist")
+    refused = refused_globals(load_from)
+    if refused:
+        raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not "
+                              f"plain weights and could run code; if you trust the file, set "
+                              f"{TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
 
 
 def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
@@ -98,16 +149,70 @@ def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
     return None
 
 
+class _ResultTable(logging.Filter):
+    """Lets mmseg's per-class IoU table and warnings through to the terminal, nothing else of mmengine's log."""
+
+    NOISE = ("The prefix is not set in metric class",)  # mmengine's note on every mmseg metric: nothing to act on
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg).strip("\n")
+        if record.levelno >= logging.WARNING:
+            return not text.startswith(self.NOISE)
+        return text.startswith(("per class results", "+-"))
+
+    @staticmethod
+    def format(record: logging.LogRecord) -> str:
+        text = record.getMessage().strip("\n")
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
+def quiet_console(runner: Runner) -> None:
+    """Point mmengine's console handler (created while the runner was built, with stdout redirected) back to the
+    terminal, for the result table and warnings only; its file handler keeps the whole log."""
+    for handler in runner.logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setStream(sys.stdout)
+            handler.addFilter(_ResultTable())
+            handler.format = _ResultTable.format
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over the test images, on stderr."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="test", unit="img", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bar.update(len(outputs) if outputs is not None else 1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()  # before the metric prints its table
+
+    def after_test(self, runner) -> None:
+        self.bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        runner = Runner.from_cfg(cfg)
+        with contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO()):
+            runner = Runner.from_cfg(cfg)  # logs environment, config and hooks (to its log file)
+        if not args.verbose:
+            quiet_console(runner)
+            runner.register_hook(ProgressBar(len(runner.test_dataloader.dataset)), priority="VERY_LOW")
         start = time.perf_counter()
         metrics = runner.test()
         seconds = time.perf_counter() - start
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except pickle.UnpicklingError as err:  # the Runner's own loading (e.g. a checkpoint it resumes) refused a pickle
+        found = re.search(r"(?i)unsupported global[^\n.]*", str(err))
+        reason = found.group(0) if found else type(err).__name__
+        print(f"error: refusing to unpickle a checkpoint ({reason}); if you trust it, set {TRUSTED_PICKLE_OPT_IN}",
+              file=sys.stderr)  # fmt: skip
         return 2
     count = len(runner.test_dataloader.dataset)
     print("  ".join(f"{k}: {v:.2f}" for k, v in sorted(metrics.items(), key=lambda kv: kv[0] != "mIoU")))

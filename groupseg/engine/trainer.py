@@ -1,7 +1,10 @@
 """The training loop, top to bottom: set up ranks, model, optimiser and data; step; log; checkpoint; resume."""
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import signal
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -10,27 +13,53 @@ from typing import Any
 
 import numpy as np
 import torch
-from mmengine.config import Config, ConfigDict
 
 from ..losses import GroupViTLoss
 from ..models import GroupViT, build_config
 from ..models.precision import resolve_precision
 from . import distributed as D
 from .checkpointing import (
+    LATEST_NAME,
+    UnhealthyWeights,
+    check_weights,
     find_latest,
+    last_good_checkpoint,
+    list_checkpoints,
     load_training_checkpoint,
     rng_state,
     save_training_checkpoint,
     set_rng_state,
 )
+from .config import ConfigError, TrainingConfig, as_training_config, load_config
 from .logging import TrainLogger
+from .machine import cpu_info, cpu_threads, describe_cpu
 from .optim import build_optimizer, lr_at, set_lr
 
 REFERENCE_BATCH = 4096  # the reference lr is given for a global batch of 4096 and scaled linearly
 
 
 class TrainingDiverged(RuntimeError):
-    pass
+    """The loss became non-finite, or the weights did: the step was not applied / the weights were not saved."""
+
+
+class WeightsDiverged(TrainingDiverged):
+    """The weights after a step are not finite or absurdly large (the loss may still be finite): not saved."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM / SIGINT: training stopped after saving a checkpoint that ``--resume`` continues from exactly."""
+
+    def __init__(self, signum: int, checkpoint: Path | None):
+        self.signum, self.checkpoint = signum, checkpoint
+        super().__init__(f"{signal.Signals(signum).name} received: saved {checkpoint}; continue with --resume")
+
+
+class WorkDirInUse(ValueError):
+    """The work dir holds another run's checkpoints or log, and neither resume nor overwrite was asked for."""
+
+
+# What a run writes into its work dir: all that --overwrite deletes (nothing else there is touched).
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tb", "config.py", "train_summary.json")
 
 
 def seed_everything(seed: int) -> None:
@@ -49,50 +78,58 @@ def autocast_context(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def schedule(cfg: Config, world_size: int) -> dict[str, Any]:
+def schedule(cfg: TrainingConfig, world_size: int) -> dict[str, Any]:
     """Steps per epoch, total steps, warm-up steps and the batch-scaled learning rates."""
     global_batch = cfg.data.batch_size * world_size
-    samples = cfg.data.get("samples_per_epoch")
+    samples = cfg.data.samples_per_epoch
     if samples is None:
         from ..data.pairs import count_samples
 
         samples = count_samples(cfg.data.train)
-    steps_per_epoch = max(1, samples // global_batch)
-    total = cfg.train.get("max_steps") or cfg.train.epochs * steps_per_epoch
+    if samples < global_batch:
+        raise ConfigError(
+            f"the global batch ({cfg.data.batch_size} x {world_size} rank(s) = {global_batch}) is larger than the "
+            f"{samples} samples of an epoch, so every batch would repeat samples: lower data.batch_size"
+        )
+    steps_per_epoch = samples // global_batch
+    total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
     opt = cfg.optimizer
-    scale = global_batch / REFERENCE_BATCH if opt.get("scale_lr", True) else 1.0
+    scale = global_batch / REFERENCE_BATCH if opt.scale_lr else 1.0
     return dict(
         global_batch=global_batch,
         steps_per_epoch=steps_per_epoch,
         total_steps=int(total),
-        warmup_steps=int(round(opt.get("warmup_epochs", 0) * steps_per_epoch + opt.get("warmup_steps", 0))),
+        warmup_steps=int(round(opt.warmup_epochs * steps_per_epoch + opt.warmup_steps)),
         base_lr=opt.lr * scale,
-        warmup_lr=opt.get("warmup_lr", 4e-6) * scale,
-        min_lr=opt.get("min_lr", 4e-5) * scale,
+        warmup_lr=opt.warmup_lr * scale,
+        min_lr=opt.min_lr * scale,
     )
 
 
-def build_loader(cfg: Config, info: D.DistInfo, epoch: int, start_batch: int, context_length: int, steps_per_epoch: int):
-    from ..data.nouns import default_noun_extractor
+def build_loader(cfg: TrainingConfig, info: D.DistInfo, epoch: int, start_batch: int, context_length: int,
+                 steps_per_epoch: int):  # fmt: skip
+    from ..data.nouns import NounExtractor, default_noun_extractor
     from ..data.pairs import build_pair_loader
 
     d = cfg.data
-    num_prompts = d.get("num_prompts", 3) if cfg.loss.get("multi_label_weight", 1.0) > 0 else 0
+    num_prompts = d.num_prompts if cfg.loss.multi_label_weight > 0 else 0
     return build_pair_loader(
         shards=d.train,
         batch_size=d.batch_size,
         image_size=d.image_size,
         context_length=context_length,
         num_prompts=num_prompts,
-        augment=d.get("augment", "reference"),
+        augment=d.augment,
         seed=cfg.train.seed,
         epoch=epoch,
         rank=info.rank,
         world_size=info.world_size,
-        num_workers=d.get("num_workers", 2),
+        num_workers=d.num_workers,
         start_batch=start_batch,
         # prompts wrap nouns ("circle") or, with data.noun_phrases, adjective–noun phrases ("red circle")
-        noun_extractor=default_noun_extractor(bool(d.get("noun_phrases", False))) if num_prompts else None,
+        # data.nouns: "spacy" = en_core_web_sm where installed, else the rule (warned); "rule" = the rule everywhere
+        noun_extractor=None if not num_prompts else (NounExtractor(phrases=d.noun_phrases) if d.nouns == "rule"
+                                                     else default_noun_extractor(d.noun_phrases)),
         num_batches=steps_per_epoch,  # every rank yields the same number of batches (DDP needs it)
     )
 
@@ -117,7 +154,9 @@ def train_step(
     if D.is_distributed():
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
     if finite.item() < 1:
-        raise TrainingDiverged(f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })")
+        raise TrainingDiverged(
+            f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })"
+        )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["loss"]).backward()
@@ -133,24 +172,34 @@ def train_step(
     return {**{k: v.item() for k, v in losses.items()}, "grad_norm": grad_norm.item()}
 
 
-def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path | None:
-    """Run ``cfg`` to completion (or resume it). Returns the last checkpoint directory (rank 0)."""
+def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = None, overwrite: bool = False
+          ) -> Path | None:  # fmt: skip
+    """Run ``cfg`` to completion (or resume it). Returns the last checkpoint directory (rank 0).
+
+    ``resume``: a checkpoint directory, or ``"auto"`` for the work dir's latest. A work dir that already holds a run
+    is refused (WorkDirInUse) unless it is resumed, or ``overwrite`` deletes that run's outputs first. SIGTERM /
+    SIGINT save a checkpoint at the end of the current step, then raise TrainingInterrupted."""
+    cfg = as_training_config(cfg)
     work_dir = Path(work_dir)
     ckpt_dir = work_dir / "checkpoints"
-    info = D.init_distributed(cfg.train.get("device", "auto"))
     t = cfg.train
-    precision = resolve_precision(t.get("precision", "auto"), info.device, what="train.precision")
+    info = D.init_distributed(t.device)
+    precision = resolve_precision(t.precision, info.device, what="train.precision")
+    _claim_work_dir(work_dir, resume, overwrite, info)
+    if info.device.type == "cpu":  # one core per loader worker (groupseg/engine/machine.py: why)
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        torch.set_num_threads(t.threads or cpu_threads(cfg.data.num_workers, ranks_here))
     seed_everything(t.seed + info.rank)  # ranks draw independent Gumbel / drop-path noise, as in the reference
-    if t.get("deterministic", False):
+    if t.deterministic:
         torch.use_deterministic_algorithms(True)
 
     model = GroupViT(build_config(**cfg.model)).to(info.device)
     if info.world_size > 1:
         model = D.sync_batchnorm(model, info.device)
     plan = schedule(cfg, info.world_size)
-    optimizer = build_optimizer(model, plan["base_lr"], cfg.optimizer.get("weight_decay", 0.05))
+    optimizer = build_optimizer(model, plan["base_lr"], cfg.optimizer.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loss_fn = GroupViTLoss(cfg.loss.get("multi_label_weight", 1.0), cfg.loss.get("multi_label_on", "image"))
+    loss_fn = GroupViTLoss(cfg.loss.multi_label_weight, cfg.loss.multi_label_on)
 
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped": {}}
     if resume is not None:
@@ -170,25 +219,29 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
     if info.world_size > 1:
         device_ids = [info.local_rank] if info.device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    if t.get("compile", False):
+    if t.compile:
         net = torch.compile(net)
 
     logger = TrainLogger(work_dir, plan["total_steps"], state["step"], enabled=info.is_main)
     if info.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(str(work_dir / "config.py"))
+        _dump_config(cfg, work_dir / "config.py")
         params = sum(p.numel() for p in model.parameters()) / 1e6
         logger.message(
             f"groupseg train: {params:.2f}M params, {info.world_size} rank(s) on {info.device}, global batch "
             f"{plan['global_batch']}, {plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps, "
-            f"lr {plan['base_lr']:.3g}, precision {precision}" + (f", resumed at step {state['step']}" if resume else "")
+            f"lr {plan['base_lr']:.3g}, precision {precision}"
+            + (f", resumed at step {state['step']}" if resume else "")
+            + (f"; {torch.get_num_threads()} thread(s) on {describe_cpu()}" if info.device.type == "cpu" else "")
         )
     last_ckpt = None
     model.train()
     window_start, window_images = time.perf_counter(), 0
-    budget_s = 60 * t.time_budget_minutes if t.get("time_budget_minutes") else float("inf")
+    budget_s = 60 * t.time_budget_minutes if t.time_budget_minutes else float("inf")
     loop_start = time.perf_counter()  # the optional time budget counts wall time of this invocation's loop
+    start_step, out_of_time = state["step"], False
     context_length = model.config.context_length
+    stop = StopSignals()
     try:
         while state["step"] < plan["total_steps"]:
             loader = build_loader(cfg, info, state["epoch"], state["batch_in_epoch"], context_length,
@@ -202,27 +255,33 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
                                                                    "warmup_lr", "min_lr")})  # fmt: skip
                 set_lr(optimizer, lr)
                 metrics = train_step(net, loss_fn, optimizer, batch, info.device, precision,
-                                     cfg.optimizer.get("clip_grad", 5.0), scaler)  # fmt: skip
+                                     cfg.optimizer.clip_grad, scaler)  # fmt: skip
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
-                run_seconds = D.all_reduce_mean({"t": time.perf_counter() - loop_start}, info.device)["t"]
-                out_of_time = run_seconds >= budget_s  # averaged over ranks, so every rank stops at the same step
+                # averaged over ranks, so that every rank stops at the same step (a signal reaches any one of them)
+                shared = D.all_reduce_mean({"t": time.perf_counter() - loop_start, "stop": float(stop.received > 0)},
+                                           info.device)  # fmt: skip
+                out_of_time = shared["t"] >= budget_s
+                interrupted = shared["stop"] > 0
                 window_images += batch["images"].shape[0] * info.world_size
                 metrics = D.all_reduce_mean(metrics, info.device)
                 logger.step(loss=metrics["loss"])
-                last = state["step"] == plan["total_steps"] or out_of_time
-                if state["step"] % t.get("log_interval", 10) == 0 or last:
+                last = state["step"] == plan["total_steps"] or out_of_time or interrupted
+                if state["step"] % t.log_interval == 0 or last:
                     elapsed = time.perf_counter() - window_start
                     metrics.update(lr=lr, img_per_s=window_images / max(elapsed, 1e-9), epoch=state["epoch"],
-                                   scale=model.scale().item(), **{f"skipped/{k}": v for k, v in
-                                                                  _global_skips(state["skipped"], info).items()})  # fmt: skip
+                                   scale=model.scale().item(),
+                                   **{f"skipped/{k}": v
+                                      for k, v in _global_skips(state["skipped"], info).items()})  # fmt: skip
                     logger.log(state["step"], metrics)
                     logger.step(0, loss=metrics["loss"], img_s=metrics["img_per_s"])
                     window_start, window_images = time.perf_counter(), 0
-                if state["step"] % t.get("ckpt_interval", 1000) == 0 or last:
-                    last_ckpt = _save(ckpt_dir, model, optimizer, scaler, state, info, t.get("keep_last", 3))
+                if state["step"] % t.ckpt_interval == 0 or last:
+                    last_ckpt = _save(ckpt_dir, model, optimizer, scaler, state, info, t.keep_last)
                 if out_of_time:
                     logger.message(f"time budget of {t.time_budget_minutes} min reached at step {state['step']}")
+                if interrupted:
+                    raise TrainingInterrupted(stop.received or signal.SIGTERM, last_ckpt)
                 if last:
                     break
             else:  # the epoch's data ran out
@@ -231,21 +290,107 @@ def train(cfg: Config, work_dir: str | Path, resume: str | None = None) -> Path 
                 continue
             break
     except TrainingDiverged as err:
-        latest = find_latest(ckpt_dir)
+        good = last_good_checkpoint(ckpt_dir, state["step"])
+        if isinstance(err, WeightsDiverged):
+            what = f"stopping after step {state['step']}: {err}; they were not saved"
+        else:
+            what = f"stopping at step {state['step'] + 1}: {err}. Weights were not updated by this step"
+        none = "none before this step" if list_checkpoints(ckpt_dir) else "none (no checkpoint was written yet)"
         logger.message(
-            f"stopping at step {state['step'] + 1}: {err}. Weights were not updated by this step; the last good "
-            f"checkpoint is {latest or 'none (no checkpoint was written yet)'}; resume from it with a lower "
-            "learning rate or fp32 precision."
-        )
+            f"{what}; the last good checkpoint is {good or none}"
+            + ("; resume from it with a lower learning rate or fp32 precision." if good else
+               ": start again with a lower learning rate or fp32 precision.")
+        )  # fmt: skip
         raise
     finally:
+        stop.restore()
         logger.close()
     skipped = _global_skips(state["skipped"], info)
     if info.is_main and skipped:
         print(f"skipped samples: {skipped}", flush=True)
+    seconds, steps = time.perf_counter() - loop_start, state["step"] - start_step
+    logger.summary({
+        "steps": state["step"], "planned_steps": plan["total_steps"], "steps_this_run": steps,
+        "minutes": round(seconds / 60, 2), "steps_per_s": round(steps / max(seconds, 1e-9), 3),
+        "img_per_s": round(steps * plan["global_batch"] / max(seconds, 1e-9), 1),
+        "stopped_by_time_budget": out_of_time and state["step"] < plan["total_steps"],
+        "time_budget_minutes": t.time_budget_minutes, "device": str(info.device), "ranks": info.world_size,
+        "threads": torch.get_num_threads(), "loader_workers": cfg.data.num_workers,
+        **(cpu_info() if info.device.type == "cpu" else {}),
+    })  # fmt: skip
     D.barrier()
     D.cleanup()
     return last_ckpt
+
+
+class StopSignals:
+    """Turns SIGTERM / SIGINT (what schedulers send before preemption, and Ctrl-C) into a request to stop after the
+    current step with a checkpoint. A second signal acts as usual (the previous handlers are back by then)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self._previous: dict[int, Any] = {}
+        try:
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread: signals stay as they are
+            self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        self.restore()
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def _claim_work_dir(work_dir: Path, resume: str | None, overwrite: bool, info: D.DistInfo) -> None:
+    """Refuse a work dir holding another run unless it is resumed; with ``overwrite``, delete that run's outputs."""
+    if resume is not None and overwrite:
+        raise ValueError("--resume continues the run in the work dir and --overwrite deletes it: pass one of them")
+    previous = previous_run(work_dir)
+    if previous is None or resume is not None:
+        return
+    if not overwrite:
+        raise WorkDirInUse(
+            f"work dir {work_dir} already holds a training run ({previous}): continue it with --resume, train into "
+            "a new --work-dir, or pass --overwrite to delete that run's checkpoints and logs first"
+        )
+    D.barrier()  # every rank has looked before rank 0 deletes
+    if info.is_main:
+        for name in RUN_OUTPUTS:
+            path = work_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    D.barrier()
+
+
+def previous_run(work_dir: Path) -> str | None:
+    """What an earlier run left in ``work_dir`` (checkpoints, a metrics log), or None."""
+    ckpt_dir = work_dir / "checkpoints"
+    complete = list_checkpoints(ckpt_dir)
+    if complete:
+        return f"checkpoints up to step {complete[-1][0]} in {ckpt_dir}"
+    if ckpt_dir.is_dir() and any(p.name == LATEST_NAME or p.name.startswith(("step_", ".tmp_step_"))
+                                 for p in ckpt_dir.iterdir()):  # fmt: skip
+        return f"partial checkpoints in {ckpt_dir}"
+    metrics = work_dir / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size > 0:
+        return f"a training log {metrics}"
+    return None
+
+
+def _dump_config(cfg: TrainingConfig, path: Path) -> None:
+    """The checked config with every default filled in: what this run used, loadable by load_config."""
+    from mmengine.config import Config
+
+    Config(cfg.to_dict()).dump(str(path))
 
 
 def _global_skips(skipped: dict[str, int], info: D.DistInfo) -> dict[str, int]:
@@ -258,7 +403,11 @@ def _global_skips(skipped: dict[str, int], info: D.DistInfo) -> dict[str, int]:
 
 
 def _save(ckpt_dir, model, optimizer, scaler, state, info: D.DistInfo, keep_last: int) -> Path | None:
-    """Every rank contributes its RNG state; rank 0 writes."""
+    """Every rank contributes its RNG state; rank 0 writes (weights that are not finite and sane are never saved)."""
+    try:
+        check_weights(model)
+    except UnhealthyWeights as err:
+        raise WeightsDiverged(f"the weights are unusable: {err}") from None
     rngs = [rng_state()]
     if D.is_distributed():
         rngs = [None] * info.world_size
@@ -275,13 +424,5 @@ def _save(ckpt_dir, model, optimizer, scaler, state, info: D.DistInfo, keep_last
     return path
 
 
-def load_config(path: str, options: dict | None = None) -> Config:
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    for section in ("model", "data", "optimizer", "train", "loss"):
-        cfg.setdefault(section, ConfigDict())
-    return cfg
-
-
-__all__ = ["TrainingDiverged", "load_config", "schedule", "train", "train_step"]
+__all__ = ["TrainingDiverged", "TrainingInterrupted", "WorkDirInUse", "load_config", "schedule", "train",
+           "train_step"]

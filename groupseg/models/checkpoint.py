@@ -18,6 +18,7 @@ from .groupvit import GroupViT, GroupViTConfig
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FORMAT_TAG = "groupseg"
+LATEST_NAME = "latest"  # in a training run's checkpoints/: a one-line file naming the newest complete step directory
 
 
 class CheckpointError(ValueError):
@@ -25,21 +26,77 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(model: GroupViT, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` as a groupseg checkpoint directory (atomically: a temp dir renamed into place)."""
-    from safetensors.torch import save_file
+    """Write ``model`` as a groupseg checkpoint directory (atomically: a temp dir renamed into place).
+
+    ``path`` may be new, an empty directory or an earlier groupseg checkpoint (replaced); anything else (a file, a
+    folder with other files) is refused with CheckpointError, so that saving never deletes what it did not write.
+    An OSError while writing (e.g. no space left on device) removes the partial files."""
+    from safetensors.torch import save as safetensors_bytes
 
     path = Path(path)
     if path.suffix == ".safetensors":
         path = path.parent
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS_NAME))
-    meta = {"format": FORMAT_TAG, "model": model.config.to_dict(), **(extra or {})}
-    (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    try:
+        _rmtree(tmp)
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        write_synced(tmp / WEIGHTS_NAME, safetensors_bytes(state))  # our own write: a full disk is an OSError saying so
+        meta = {"format": FORMAT_TAG, "model": model.config.to_dict(), **(extra or {})}
+        write_synced(tmp / CONFIG_NAME, json.dumps(meta, indent=2).encode())
+    except BaseException:
+        _rmtree(tmp)
+        raise
     _replace_dir(tmp, path)
     return path
+
+
+CHECKPOINT_FILES = frozenset({WEIGHTS_NAME, CONFIG_NAME})
+
+
+def is_groupseg_checkpoint_dir(path: Path) -> bool:
+    """A directory holding a groupseg checkpoint and nothing else (what :func:`save_checkpoint` may replace)."""
+    if not path.is_dir() or (path / CONFIG_NAME).is_symlink():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if not names or not names <= CHECKPOINT_FILES or CONFIG_NAME not in names:
+        return False
+    try:
+        return json.loads((path / CONFIG_NAME).read_text()).get("format") == FORMAT_TAG
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_replaceable(path: str | os.PathLike, overwrite: bool = True) -> None:
+    """CheckpointError unless writing a checkpoint at ``path`` loses nothing but an earlier groupseg checkpoint (and
+    that one only with ``overwrite``). ``path`` may name the ``.safetensors`` file: its directory is checked."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        path = path.parent
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if is_groupseg_checkpoint_dir(path):
+        if not overwrite:
+            raise CheckpointError(f"{path} already holds a groupseg checkpoint; pass --overwrite to replace it")
+        return
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(found[:5]) + (f" ... (+{len(found) - 5})" if len(found) > 5 else "")
+        raise CheckpointError(f"{path} already exists and is not a groupseg checkpoint (it holds {shown}); "
+                              "refusing to replace it: choose a new or empty output directory")  # fmt: skip
+    raise CheckpointError(f"{path} already exists and is a file, not a checkpoint directory; refusing to replace it")
+
+
+def write_synced(path: Path, data: bytes | memoryview) -> None:
+    """Write and fsync: a failure (ENOSPC, EROFS, EFBIG) is an OSError here, not a library's message or a later loss."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

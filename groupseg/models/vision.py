@@ -4,6 +4,7 @@ Parameter names follow NVlabs' ``img_encoder`` so official weights load by name.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,13 @@ from .layers import AttnBlock, MixerMlp
 def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Resize a square learned position table ``[1, S*S, C]`` to ``grid`` (bicubic, as the official code)."""
     _, length, dim = pos_embed.shape
-    side = int(round(length**0.5))
+    side = math.isqrt(int(length))
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        # an exported graph takes any size: the same resize as two small matmuls (ONNX Runtime's bicubic Resize is
+        # ~50× slower than torch's; this also keeps the native grid on the traced path, where it is the identity)
+        rows, cols = bicubic_matrix(grid[0], side), bicubic_matrix(grid[1], side)
+        table = (rows @ pos_embed.reshape(side, side * dim)).reshape(-1, side, dim)  # [h, S, C]
+        return (cols @ table).reshape(1, -1, dim)  # [h, w, C] → [1, h*w, C]
     if (side, side) == tuple(grid):
         return pos_embed
     table = pos_embed.reshape(1, side, side, dim).permute(0, 3, 1, 2)
@@ -25,12 +32,31 @@ def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> tor
     return table.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim)
 
 
-class PatchEmbed(nn.Module):
-    """Non-overlapping patches → tokens, followed by LayerNorm."""
+def bicubic_matrix(out_size: int, in_size: int, a: float = -0.75) -> torch.Tensor:
+    """``[out_size, in_size]`` weights of torch's bicubic resize along one axis (``align_corners=False``, Keys'
+    kernel with ``a = -0.75``, edge taps clamped): ``F.interpolate(bicubic)`` of a table = rows @ table @ colsᵀ."""
+    source = (torch.arange(out_size, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5
+    base = source.floor()
+    frac = source - base
+    distance = torch.stack([frac + 1, frac, 1 - frac, 2 - frac], dim=-1)  # to the 4 taps base-1 .. base+2
+    near = ((a + 2) * distance - (a + 3)) * distance * distance + 1
+    far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
+    weights = torch.where(distance <= 1, near, far)  # [out, 4]
+    taps = (base[:, None] + torch.arange(-1, 3)).clamp(0, in_size - 1)  # [out, 4]
+    one_hot = (taps[..., None] == torch.arange(in_size, dtype=taps.dtype)).to(weights.dtype)  # [out, 4, in]
+    return (one_hot * weights[..., None]).sum(dim=1)
 
-    def __init__(self, patch_size: int, in_chans: int, dim: int, eps: float = 1e-5):
+
+class PatchEmbed(nn.Module):
+    """Patches → tokens, followed by LayerNorm. ``kernel`` > ``patch_size``: overlapping patches (each token also
+    sees ``(kernel - patch_size) / 2`` pixels of its neighbours on every side; the token grid is unchanged)."""
+
+    def __init__(self, patch_size: int, in_chans: int, dim: int, eps: float = 1e-5, kernel: int | None = None):
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        kernel = kernel or patch_size
+        if kernel < patch_size or (kernel - patch_size) % 2:
+            raise ValueError(f"patch_kernel={kernel} must be patch_size={patch_size} plus an even number of pixels")
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=kernel, stride=patch_size, padding=(kernel - patch_size) // 2)
         self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -85,11 +111,14 @@ class GroupingStage(nn.Module):
             group_tokens = self.group_token.expand(x.shape[0], -1, -1)
             if self.group_projector is not None:
                 group_tokens = group_tokens + self.group_projector(prev_group_tokens)
+        if self.blocks and group_tokens is not None:  # joined only for blocks to attend over (a copy of every token)
             x = torch.cat([x, group_tokens], dim=1)
-        for block in self.blocks:
-            x = block(x)
-        if group_tokens is not None:
+            for block in self.blocks:
+                x = block(x)
             x, group_tokens = x[:, : -self.num_group_token], x[:, -self.num_group_token :]
+        else:
+            for block in self.blocks:
+                x = block(x)
         assignment = None
         if self.downsample is not None:
             x, assignment = self.downsample(x, group_tokens)
@@ -110,6 +139,7 @@ class GroupViTVisionTransformer(nn.Module):
         *,
         image_size: int = 224,
         patch_size: int = 16,
+        patch_kernel: int | None = None,
         in_chans: int = 3,
         width: int = 384,
         depths: tuple[int, ...] = (6, 3, 3),
@@ -127,7 +157,7 @@ class GroupViTVisionTransformer(nn.Module):
         if len(num_group_tokens) != len(depths):
             raise ValueError(f"num_group_tokens {num_group_tokens} needs one entry per stage of depths {depths}")
         self.image_size, self.patch_size, self.width = image_size, patch_size, width
-        self.patch_embed = PatchEmbed(patch_size, in_chans, width, eps)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, width, eps, kernel=patch_kernel)
         side = image_size // patch_size
         self.pos_embed = nn.Parameter(torch.zeros(1, side * side, width))
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()

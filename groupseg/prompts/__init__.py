@@ -1,4 +1,7 @@
-"""Prompts beyond class names: exemplars (an image and a mask) that define a class, in the text embeddings' space.
+"""Promptable segmentation from GroupViT's groups, with SAM's interface: points, boxes, text, and segment everything;
+and exemplars (an image and a mask) that define a class in the text embeddings' space (``exemplars``)."""
+from .automatic_mask_generator import GroupMaskGenerator
+from .predictor import GroupPredictor, PromptError
+from .regions import RegionPredictor
 
-Submodules import lazily: ``from groupseg.prompts.exemplars import Exemplar``.
-"""
+__all__ = ["GroupMaskGenerator", "GroupPredictor", "PromptError", "RegionPredictor"]

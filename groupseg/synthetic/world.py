@@ -11,7 +11,8 @@ import io
 import json
 import math
 import tarfile
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,8 +94,22 @@ class WorldConfig:
     supersample: int = 4  # shapes are drawn at this factor and box-filtered down: antialiased edges, exact coverage
 
     def __post_init__(self):
-        self.kinds, self.colours, self.backgrounds = tuple(self.kinds), tuple(self.colours), tuple(self.backgrounds)
-        self.num_objects, self.size_range = tuple(self.num_objects), tuple(self.size_range)
+        from ..schema import check_value  # every value of its field's type (e.g. image_size=abc is refused here)
+
+        hints = typing.get_type_hints(WorldConfig)
+        for f in fields(self):
+            setattr(self, f.name, check_value(getattr(self, f.name), hints[f.name], f.name))
+        low, high = self.size_range
+        if self.image_size < 8 or self.supersample < 1 or self.pattern_period <= 0:
+            raise ValueError(f"need image_size >= 8, supersample >= 1 and pattern_period > 0, got {self.image_size}, "
+                             f"{self.supersample}, {self.pattern_period}")  # fmt: skip
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"size_range must be (low, high) with 0 < low <= high <= 1, got {self.size_range}")
+        for name in ("p_duplicate", "max_occlusion", "p_name_all", "p_synonym", "p_hypernym", "p_colour_word",
+                     "p_size_word", "p_style_word", "p_frame", "num_objects"):  # fmt: skip
+            values = getattr(self, name)
+            if not all(0 <= v <= 1 for v in (values if isinstance(values, tuple) else (values,))):
+                raise ValueError(f"{name} must be probabilities in [0, 1], got {values}")
         vocabularies = (("shape kind", self.kinds, KINDS), ("background texture", self.backgrounds, BACKGROUNDS),
                         ("colour", self.colours, COLOURS))  # fmt: skip
         for what, names, known in vocabularies:
@@ -102,7 +117,9 @@ class WorldConfig:
                 if name not in known:
                     raise ValueError(f"unknown {what} {name!r}; the world knows {sorted(known)}")
         if not self.num_objects or abs(sum(self.num_objects) - 1) > 1e-6:
-            raise ValueError(f"num_objects must be probabilities of 1, 2, ... objects summing to 1, got {self.num_objects}")
+            raise ValueError(
+                f"num_objects must be probabilities of 1, 2, ... objects summing to 1, got {self.num_objects}"
+            )
 
 
 class Shape(NamedTuple):
@@ -118,6 +135,7 @@ class Scene(NamedTuple):
     colour_mask: np.ndarray  # [H, W] uint8: 0 background, 1 + index into config.colours
     shapes: list[Shape]  # in drawing order, only those still visible
     background: str
+    instance_mask: np.ndarray  # [H, W] uint8: 0 background, 1 + index into shapes (one id per visible object)
 
 
 SPLITS = {"train": 0, "val": 1, "dev": 2}
@@ -254,14 +272,18 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
             # Would drawing this hide too much of an earlier object?
             hidden = np.bincount(owner[inside & (owner >= 0)], minlength=len(placed))
             visible = np.bincount(owner[owner >= 0], minlength=len(placed))
-            if all(h <= config.max_occlusion * p[3] and visible[i] - h > 0 for i, (h, p) in enumerate(zip(hidden, placed))):
+            if all(
+                h <= config.max_occlusion * p[3] and visible[i] - h > 0 for i, (h, p) in enumerate(zip(hidden, placed))
+            ):
                 break
         else:
             continue  # no room for this object
         rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-20, 20, size=3)
         shading = 1 + rng.uniform(-0.15, 0.15) * (np.mgrid[0:size, 0:size][int(rng.integers(2))] / size - 0.5)
         if config.patterns:
-            shading = shading * (1 - 0.45 * _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng))
+            shading = shading * (
+                1 - 0.45 * _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng)
+            )
         fill = rgb * shading[..., None] + rng.normal(0, 5, size=(size, size, 3))
         image = image * (1 - cover[..., None]) + fill * cover[..., None]
         owner[inside] = len(placed)
@@ -270,7 +292,8 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
         placed.append((kind, colour, diameter, int(inside.sum())))
     pixels = np.bincount(owner[owner >= 0], minlength=len(placed))
     shapes = [Shape(k, c, d, int(n)) for (k, c, d, _), n in zip(placed, pixels) if n > 0]
-    return Scene(np.clip(image, 0, 255).astype(np.uint8), kind_mask, colour_mask, shapes, texture)
+    visible_id = np.concatenate([np.cumsum(pixels > 0) * (pixels > 0), [0]]).astype(np.uint8)  # owner -1 → last → 0
+    return Scene(np.clip(image, 0, 255).astype(np.uint8), kind_mask, colour_mask, shapes, texture, visible_id[owner])
 
 
 # -- captions -------------------------------------------------------------------------------------------------------
@@ -399,7 +422,10 @@ def write_pairs(
 
 
 # The two vocabularies the synthetic configs evaluate with: name → (vocabulary file in the val folder, mask folder).
-EVAL_VOCABULARIES = {"shapes": ("classes.txt", "SegmentationClass"), "colours": ("colours.txt", "SegmentationClassColour")}
+EVAL_VOCABULARIES = {
+    "shapes": ("classes.txt", "SegmentationClass"),
+    "colours": ("colours.txt", "SegmentationClassColour"),
+}
 
 
 # Vocabularies written beside the segmentation set: file name → (mask folder, class names after "background").

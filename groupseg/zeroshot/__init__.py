@@ -4,12 +4,13 @@ Importing this package registers ``GroupViTSegmentor`` (MODELS), ``COCOObjectDat
 (DATASETS) and ``ZeroShotOverlayHook`` (HOOKS) in mmseg's registries; configs load it with ``custom_imports``.
 """
 from .datasets import (
-    COCO_OBJECT_CLASSES, COCOObjectDataset, DatasetError, PascalVOC20Dataset, check_dataset_files, dataset_classes,
+    COCO_OBJECT_CLASSES, COCOObjectDataset, DatasetError, PascalVOC20Dataset, check_dataset_files, check_samples,
+    dataset_classes,
 )  # fmt: skip
 from .embeddings import class_embeddings
 from .head import group_class_scores, group_masks, seg_logits
 from .hooks import ZeroShotOverlayHook
-from .mmseg_model import GroupViTSegmentor
+from .mmseg_model import GroupViTSegmentor, ZeroShotTestConfig, check_test_cfg
 from .single_image import Segmentation, ZeroShotSegmenter, load_rgb
 from .visualize import make_palette, overlay
 from .vocabulary import (
@@ -19,6 +20,7 @@ from .vocabulary import (
 __all__ = [
     "BACKGROUND", "COCO_OBJECT_CLASSES", "COCOObjectDataset", "DEFAULT_TEMPLATES", "DatasetError", "GroupViTSegmentor",
     "PascalVOC20Dataset", "Segmentation", "Vocabulary", "VocabularyError", "ZeroShotOverlayHook", "ZeroShotSegmenter",
-    "check_dataset_files", "check_fits_dataset", "class_embeddings", "dataset_classes", "group_class_scores",
-    "group_masks", "load_rgb", "make_palette", "overlay", "parse_vocabulary", "seg_logits",
+    "ZeroShotTestConfig", "check_dataset_files", "check_fits_dataset", "check_samples", "check_test_cfg",
+    "class_embeddings", "dataset_classes", "group_class_scores", "group_masks", "load_rgb", "make_palette", "overlay",
+    "parse_vocabulary", "seg_logits",
 ]  # fmt: skip

@@ -1,5 +1,6 @@
-"""Evaluation datasets mmseg lacks (COCO-Object, PASCAL VOC without background) and checks that a dataset config
-points at real files.
+"""Evaluation datasets mmseg lacks (COCO-Object, PASCAL VOC without background) and checks, before a run, that a
+dataset config points at real files whose labels fit: every image has its label PNG, of its own size, with label ids
+the vocabulary covers.
 
 The other six benchmarks are mmseg's own classes (``PascalVOCDataset``, ``PascalContextDataset``,
 ``PascalContextDataset59``, ``COCOStuffDataset``, ``CityscapesDataset``, ``ADE20KDataset``); the official prompt
@@ -7,12 +8,15 @@ names (``diningtable → table`` ...) live in the configs, the label ids and nam
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import os.path as osp
 from typing import Sequence
 
+import numpy as np
 from mmseg.datasets import BaseSegDataset, COCOStuffDataset, PascalVOCDataset
+from PIL import Image, UnidentifiedImageError
 from mmseg.registry import DATASETS
 
 COCO_OBJECT_CLASSES: tuple[str, ...] = ("background", *COCOStuffDataset.METAINFO["classes"][:80])
@@ -101,3 +105,58 @@ def _contains_file(folder: str, suffix: str) -> bool:
         if any(name.endswith(suffix) for name in files):
             return True
     return False
+
+
+def check_samples(dataset_cfg: dict, num_labels: int | None = None) -> int:
+    """Fail with one line on the first sample a run would break on, before it starts: an image or label PNG that is
+    missing or unreadable, a label PNG of another size than its image, or (with ``num_labels``, for datasets whose
+    labels the vocabulary defines) a label id at or above ``num_labels`` other than the ignore index. Lists the
+    samples as mmseg's dataset class does. Returns their number."""
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmseg")
+    cfg = {**copy.deepcopy(dict(dataset_cfg)), "lazy_init": True, "pipeline": []}
+    dataset = DATASETS.build(cfg)
+    samples = dataset.load_data_list()
+    if not samples:
+        raise DatasetError(f"no images with suffix {dataset.img_suffix!r} in {dataset.data_prefix.get('img_path')}")
+    ignore = dataset.ignore_index
+    missing = [s["seg_map_path"] for s in samples if "seg_map_path" in s and not osp.isfile(s["seg_map_path"])]
+    if missing:
+        raise DatasetError(f"label PNG {missing[0]} does not exist ({len(missing)} of {len(samples)} labels are "
+                           "missing); every image needs its label PNG")  # fmt: skip
+    for sample in samples:
+        image_size = _image_size(sample["img_path"], "image")
+        if "seg_map_path" not in sample:
+            continue
+        label_size = _image_size(sample["seg_map_path"], "label PNG")
+        if label_size != image_size:
+            (lw, lh), (iw, ih) = label_size, image_size
+            raise DatasetError(f"label PNG {sample['seg_map_path']} is {lw}x{lh} but its image {sample['img_path']} "
+                               f"is {iw}x{ih}: they must be the same size")  # fmt: skip
+        if num_labels is not None:
+            with Image.open(sample["seg_map_path"]) as mask:
+                ids = np.unique(np.asarray(mask))
+            if dataset.reduce_zero_label:
+                ids = np.where(ids == 0, ignore, ids - 1)
+            beyond = [int(i) for i in ids if i != ignore and i >= num_labels]
+            if beyond:
+                raise DatasetError(
+                    f"label PNG {sample['seg_map_path']} holds label id {max(beyond)}, but the vocabulary has "
+                    f"{num_labels} classes (ids 0-{num_labels - 1}); give one class per label id, in id order"
+                )
+    return len(samples)
+
+
+def _image_size(path: str, what: str) -> tuple[int, int]:
+    """Width × height as decoders see it (EXIF orientation applied, as OpenCV does), from the header only."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                width, height = height, width
+    except FileNotFoundError:
+        raise DatasetError(f"{what} {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(f"{what} {path} cannot be read: {err}") from err
+    return width, height

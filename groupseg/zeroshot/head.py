@@ -22,13 +22,14 @@ from typing import Literal, Sequence, get_args
 import torch
 import torch.nn.functional as F
 
-BgScore = Literal["probability", "cosine"]  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
+# what bg_thresh thresholds: the official softmax score, or a cosine similarity
+BgScore = Literal["probability", "cosine"]
 BG_SCORES = get_args(BgScore)
 
 
 def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, G, H, W]`` soft assignment of each pixel to the final groups: the per-stage soft assignments
-    ``[B, Gout, N]`` chained (each pixel's weights sum to 1) and bilinearly upsampled to ``size``."""
+    """``[B, G, H, W]`` soft membership of each pixel in each last-stage group (sums to 1 over groups): the per-stage
+    soft assignments ``[B, Gout, N]`` chained and bilinearly upsampled. Channels-last memory."""
     chained = soft_assignments[0].transpose(1, 2)  # [B, N, G1]
     for soft in soft_assignments[1:]:
         chained = chained @ soft.transpose(1, 2)  # [B, N, G_next]
@@ -39,14 +40,18 @@ def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], 
     return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
 
 
-def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+def pixel_groups(
+    soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
     """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
-    # max(dim=1).indices = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
-    return group_maps(soft_assignments, grid, size).max(dim=1).indices
+    maps = group_maps(soft_assignments, grid, size)
+    # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+    return maps.max(dim=1).indices
 
 
 def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments
+    ``[B, Gout, N]``."""
     groups = pixel_groups(soft_assignments, grid, size)
     return F.one_hot(groups, soft_assignments[-1].shape[1]).permute(0, 3, 1, 2).to(soft_assignments[-1].dtype)
 
@@ -65,6 +70,23 @@ def group_class_scores(
     return filtered * affinity
 
 
+def group_scores(
+    group_embeds: torch.Tensor, image_embeds: torch.Tensor, class_embeds: torch.Tensor, logit_scale: torch.Tensor,
+    bg_thresh: float | None = None, topk: int = 5, bg_score: BgScore = "probability",
+) -> torch.Tensor:
+    """``[B, G, (1 +) K]`` each group's label scores (B ⊙ A); with ``bg_thresh``, label 0 first: 1 where the group is
+    background, 0 elsewhere (step 4 of the module docstring; a pixel takes its group's row)."""
+    if bg_score not in BG_SCORES:
+        raise ValueError(f"bg_score must be one of {BG_SCORES}, got {bg_score!r}")
+    scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)  # [B, G, K]
+    if bg_thresh is None:
+        return scores
+    # a pixel's best score is its group's best score, so background is decided per group, not per pixel
+    best = scores.amax(dim=2) if bg_score == "probability" else (group_embeds @ class_embeds.T).amax(dim=2)
+    thresh = best.amax(dim=1, keepdim=True).clamp(max=bg_thresh)  # per image: min(bg_thresh, max group score)
+    return torch.cat([(best < thresh).to(scores.dtype)[..., None], scores], dim=2)  # [B, G, 1 + K]
+
+
 def seg_logits(
     soft_assignments: Sequence[torch.Tensor],
     grid: tuple[int, int],
@@ -81,15 +103,8 @@ def seg_logits(
 
     ``bg_score``: what is thresholded, each group's best ``"probability"`` (the official head) or ``"cosine"``.
     """
-    if bg_score not in BG_SCORES:
-        raise ValueError(f"bg_score must be one of {BG_SCORES}, got {bg_score!r}")
     groups = pixel_groups(soft_assignments, grid, size)  # [B, H, W]
-    scores = group_class_scores(group_embeds, image_embeds, class_embeds, logit_scale, topk)  # [B, G, K]
-    if bg_thresh is not None:
-        # a pixel's best score is its group's best score, so background is decided per group, not per pixel
-        best = scores.amax(dim=2) if bg_score == "probability" else (group_embeds @ class_embeds.T).amax(dim=2)
-        thresh = best.amax(dim=1, keepdim=True).clamp(max=bg_thresh)  # per image: min(bg_thresh, max group score)
-        scores = torch.cat([(best < thresh).to(scores.dtype)[..., None], scores], dim=2)  # [B, G, 1 + K]
+    scores = group_scores(group_embeds, image_embeds, class_embeds, logit_scale, bg_thresh, topk, bg_score)
     # each pixel takes its group's row of scores (the one-hot product without the multiply-adds) by one row gather:
     # the result is channels-last memory, so the per-pixel max over labels in post-processing reduces a contiguous
     # row (3× faster on CPU than over the leading axis of a [labels, H, W] tensor), as does bilinear resizing

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal, Mapping
 
 import torch
 from mmengine.config import ConfigDict
@@ -23,12 +24,44 @@ from mmseg.structures import SegDataSample
 
 from ..models import GroupViT
 from ..models.precision import cast_matmul_weights_, resolve_precision
+from ..schema import ConfigError, from_dict, option
 from .embeddings import class_embeddings
-from .head import BG_SCORES, seg_logits
+from .head import seg_logits
 from .vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 
-DEFAULT_TEST_CFG = dict(mode="slide", crop_size=(448, 448), stride=(224, 224), bg_thresh=0.95, bg_score="probability",
-                        crop_batch_size=4, precision="auto", compile=False, exemplar_scale=None)  # fmt: skip
+
+@dataclass
+class ZeroShotTestConfig:
+    """``test_cfg`` of :class:`GroupViTSegmentor`, checked: a misspelt key or a value out of range is an error."""
+
+    mode: Literal["whole", "slide"] = "slide"  # one pass over the whole image, or mmseg's sliding window
+    crop_size: tuple[int, int] = option((448, 448))  # slide: window (h, w)
+    stride: tuple[int, int] = option((224, 224))  # slide: step (h, w)
+    bg_thresh: float | None = option(0.95, ge=0, le=1)  # background threshold (label 0 "background"); see head.py
+    bg_score: Literal["probability", "cosine"] = "probability"  # what bg_thresh thresholds (head.BG_SCORES)
+    crop_batch_size: int = option(4, ge=1)  # slide crops per forward pass
+    topk: int = option(5, ge=1)  # classes kept from the image-level embedding (the official head)
+    # bf16: the image tower under autocast, its matmul weights stored in bf16; 'auto': bf16 where the hardware runs
+    # it natively (models/precision.py), fp32 elsewhere
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False  # torch.compile the image tower
+    # exemplar images of the vocabulary resized to (long, short) like the images segmented; None: their own size
+    exemplar_scale: tuple[int, int] | None = None
+    # 'onnx': the image tower exported by tools/export.py (file onnx_path), run by ONNX Runtime; the head is the same
+    backend: Literal["torch", "onnx"] = "torch"
+    onnx_path: str | None = None
+
+
+def check_test_cfg(test_cfg: Mapping[str, Any] | None) -> ConfigDict:
+    """``test_cfg`` with its defaults filled in, as the ConfigDict mmseg's code reads (ConfigError if wrong)."""
+    checked = from_dict(ZeroShotTestConfig, test_cfg, "model.test_cfg")
+    for name in ("crop_size", "stride"):
+        if min(getattr(checked, name)) < 1:
+            raise ConfigError(f"config key model.test_cfg.{name} must be positive, got {getattr(checked, name)}")
+    return ConfigDict(asdict(checked))
+
+
+DEFAULT_TEST_CFG = asdict(ZeroShotTestConfig())
 
 
 @MODELS.register_module()
@@ -49,7 +82,8 @@ class GroupViTSegmentor(EncoderDecoder):
             takes tens of seconds on a CPU), ``exemplar_scale`` (``(long, short)``: exemplar images of the vocabulary
             are resized with mmseg's keep-ratio ``Resize`` to this bound before the image tower, as the test pipeline
             resizes the images; ``None``: their own size; ``tools/test.py`` copies the test pipeline's ``Resize`` scale
-            here).
+            here), ``backend`` ('torch' | 'onnx': the image tower exported by ``tools/export.py``, file
+            ``onnx_path``, run by ONNX Runtime in fp32; the head stays the same).
         model: an already built :class:`GroupViT` (instead of ``checkpoint``); with ``precision='bf16'`` the
             segmentor works on a copy of it.
     """
@@ -66,19 +100,16 @@ class GroupViTSegmentor(EncoderDecoder):
         BaseSegmentor.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)  # no backbone/head cfgs
         if (checkpoint is None) == (model is None):
             raise ValueError("GroupViTSegmentor needs exactly one of checkpoint= (a path) or model= (a GroupViT)")
+        self.test_cfg = check_test_cfg(test_cfg)  # before the (slow) checkpoint read: a typo fails at once
         if model is None:
             from ..models.load import load_model
 
             model = load_model(checkpoint)
-        self.test_cfg = ConfigDict({**DEFAULT_TEST_CFG, **(test_cfg or {})})
         device = next(model.parameters()).device
+        self._onnx = self._onnx_tower(model)
         self.test_cfg.precision = resolve_precision(self.test_cfg.precision, device, what="test_cfg.precision")
-        if self.test_cfg.precision == "fp16":
-            raise ValueError("test_cfg.precision must be 'auto', 'fp32' or 'bf16' (fp16 inference is not supported)")
         if self.test_cfg.precision != "fp32" and checkpoint is None:
             model = copy.deepcopy(model)  # its weights are about to be cast: leave the caller's model alone
-        if self.test_cfg.bg_score not in BG_SCORES:
-            raise ValueError(f"test_cfg.bg_score must be one of {BG_SCORES}, not {self.test_cfg.bg_score!r}")
         self.model = model.eval()
         if self.test_cfg.precision == "bf16":
             for tower in (model.img_encoder, model.img_projector):
@@ -96,6 +127,20 @@ class GroupViTSegmentor(EncoderDecoder):
             raise ValueError("GroupViTSegmentor needs a vocabulary (the class names to segment)")
         self.set_vocabulary(vocabulary)
 
+    def _onnx_tower(self, model: GroupViT):
+        """With ``backend='onnx'``, the exported tower (checked to hold ``model``'s weights); it runs in the precision
+        it was exported with, so the torch-side precision becomes fp32 (no weight casts) and compile does not apply."""
+        if self.test_cfg.backend == "torch":
+            return None
+        if self.test_cfg.precision not in ("auto", "fp32") or self.test_cfg.compile:
+            raise ValueError("test_cfg.precision='bf16' and test_cfg.compile apply to the torch backend, not 'onnx'")
+        if not self.test_cfg.onnx_path:
+            raise ValueError("test_cfg.backend='onnx' needs test_cfg.onnx_path (write one with tools/export.py)")
+        from ..models.onnx_tower import OnnxImageTower
+
+        self.test_cfg.precision = "fp32"
+        return OnnxImageTower(self.test_cfg.onnx_path, model=model)
+
     def set_vocabulary(self, vocabulary: VocabularySpec) -> None:
         """Switch labels; the class embeddings (text and exemplars) are computed here, once per vocabulary."""
         self.vocabulary: Vocabulary = parse_vocabulary(vocabulary)
@@ -107,7 +152,10 @@ class GroupViTSegmentor(EncoderDecoder):
     # -- the GroupViT part ------------------------------------------------------------------------------------------
     def forward_image(self, inputs: torch.Tensor, compiled: bool = True):
         """The image tower at ``test_cfg.precision`` (and compiled, with ``test_cfg.compile``, unless
-        ``compiled=False``: exemplar images of many sizes would each compile once)."""
+        ``compiled=False``: exemplar images of many sizes would each compile once; or the exported one, with
+        ``test_cfg.backend='onnx'``)."""
+        if self._onnx is not None:
+            return self._onnx(inputs)
         bf16 = self.test_cfg.precision == "bf16"
         with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
             if self._compiled is None or not compiled:
@@ -132,7 +180,7 @@ class GroupViTSegmentor(EncoderDecoder):
             self.model.scale(),
             size=size,
             bg_thresh=self.test_cfg.bg_thresh if self.vocabulary.with_background else None,
-            topk=self.test_cfg.get("topk", 5),
+            topk=self.test_cfg.topk,
             bg_score=self.test_cfg.bg_score,
         )
 
@@ -148,7 +196,7 @@ class GroupViTSegmentor(EncoderDecoder):
                 y2, x2 = min(h_idx * h_stride + h_crop, h_img), min(w_idx * w_stride + w_crop, w_img)
                 boxes.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
         crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in boxes])  # all crops share one size
-        step = max(1, self.test_cfg.get("crop_batch_size", 4)) * batch
+        step = self.test_cfg.crop_batch_size * batch
         logits = torch.cat([self.encode_decode(chunk) for chunk in crops.split(step)])
         preds = inputs.new_zeros((batch, self.out_channels, h_img, w_img))
         count = inputs.new_zeros((batch, 1, h_img, w_img))

@@ -21,6 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
+from .head import BgScore
 from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
@@ -45,18 +46,23 @@ class Segmentation:
 
 
 def load_rgb(image: ImageLike) -> np.ndarray:
-    """Path / PIL / numpy (H×W gray, H×W×1, H×W×3, H×W×4) → H×W×3 uint8 RGB. Alpha is dropped."""
+    """Path / PIL / numpy (H×W gray, H×W×1, H×W×3, H×W×4; uint8, or uint16 if 16-bit) → H×W×3 uint8 RGB.
+
+    Alpha is dropped; 16-bit images are scaled to 8 bits (the top byte, as OpenCV and so mmseg's test pipeline read
+    them), not clipped."""
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as opened:
-                image = ImageOps.exif_transpose(opened).convert("RGB")
+                image = _eight_bit(ImageOps.exif_transpose(opened)).convert("RGB")
         except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
             raise ValueError(f"cannot read image {image}: {err}") from err
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(_eight_bit(image).convert("RGB"))
     array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
     if array.dtype != np.uint8:
-        raise ValueError(f"numpy images must be uint8 (0-255); got {array.dtype}")
+        raise ValueError(f"numpy images must be uint8 (0-255) or uint16 (0-65535); got {array.dtype}")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
@@ -66,6 +72,17 @@ def load_rgb(image: ImageLike) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3])
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit grayscale (PIL mode 'I;16*', or 'I' holding values above 255) → 8-bit 'L'; PIL's own convert('RGB')
+    would clip them, turning almost every pixel white. Other modes are returned as they are."""
+    if not (image.mode.startswith("I;16") or image.mode == "I"):
+        return image
+    values = np.asarray(image).astype(np.int64)
+    if image.mode == "I" and values.max(initial=0) <= 255:
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+    return Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), "L")
+
+
 class ZeroShotSegmenter:
     """Zero-shot GroupViT segmentation of single images.
 
@@ -73,7 +90,7 @@ class ZeroShotSegmenter:
         model: a :class:`GroupViT` or anything :func:`groupseg.load_model` reads.
         classes: vocabulary (list, "cat,dog" string or file; see :mod:`groupseg.zeroshot.vocabulary`).
         templates: prompt templates (default the official ``"a photo of a {}."``).
-        bg_thresh: background threshold (official: VOC/COCO-Object 0.95, Context 0.35).
+        bg_thresh: background threshold in [0, 1] (official: VOC/COCO-Object 0.95, Context 0.35).
         bg_score: what ``bg_thresh`` thresholds: each segment's best ``"probability"`` (official) or ``"cosine"``
             similarity to the classes (see :mod:`groupseg.zeroshot.head`; a vocabulary of one exemplar class needs
             ``"cosine"``: a softmax over one class is always 1).
@@ -81,6 +98,7 @@ class ZeroShotSegmenter:
         mode: ``"whole"`` (one pass) or ``"slide"`` (crops ``crop_size``, step ``stride``, as in evaluation).
         short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation;
             ``None``: images keep their own size. Exemplars in ``classes`` are resized by the same rule.
+        onnx_path: run the image tower exported by ``tools/export.py`` (this model's) with ONNX Runtime instead.
     """
 
     def __init__(
@@ -89,16 +107,19 @@ class ZeroShotSegmenter:
         classes: VocabularySpec,
         templates: Sequence[str] | None = None,
         bg_thresh: float = 0.95,
+        bg_score: BgScore = "probability",
         background: bool = True,
         mode: Literal["whole", "slide"] = "whole",
         short_side: int | None = 448,
         crop_size: int = 448,
         stride: int = 224,
         device: str | torch.device | None = None,
-        bg_score: Literal["probability", "cosine"] = "probability",
+        onnx_path: str | os.PathLike | None = None,
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
+        if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, (int, float)) or not 0 <= bg_thresh <= 1:
+            raise ValueError(f"bg_thresh must be a number in [0, 1], got {bg_thresh!r}")  # nan fails the range too
         vocab = parse_vocabulary(classes, templates=templates, add_background=background)
         self._background = background
         if not isinstance(model, GroupViT):
@@ -111,6 +132,8 @@ class ZeroShotSegmenter:
         scale = None if short_side is None else (2048, short_side)
         test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh,
                         bg_score=bg_score, exemplar_scale=scale)  # fmt: skip
+        if onnx_path is not None:
+            test_cfg.update(backend="onnx", onnx_path=str(onnx_path))
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
                                            data_preprocessor=preprocessor)  # fmt: skip
         self.segmentor.to(next(model.parameters()).device).eval()

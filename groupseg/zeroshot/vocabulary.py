@@ -10,7 +10,8 @@ A vocabulary is written as a list of entries, a comma-separated string, or a tex
     dog: exemplar=dog.jpg mask=dog.png           # a class given by an example: an image and a mask of it
     dog: exemplar=pets.jpg mask=pets.png id=3    # a second exemplar of 'dog': pixels with id 3 of a label PNG
 
-In a string, separate entries with ';' to give synonyms inline: ``"background; person: man, woman; cat"``.
+In a string, separate entries with ';' to give synonyms inline: ``"background; person: man, woman; cat"``; a string
+of several lines is read like a file (a text box in the demo app holds the same syntax as a file).
 Label ``i`` of the prediction is the ``i``-th class name, in order of first appearance.
 
 Exemplars (:class:`groupseg.prompts.exemplars.Exemplar`; in a list, ``Exemplar`` objects). Each entry is one prompt:
@@ -183,14 +184,17 @@ def _exemplar_class():
 
 
 def _read_text_spec(spec: str | os.PathLike) -> tuple[list[str], list[str] | None, Path | None]:
+    """Entries, templates and the folder relative exemplar paths start from."""
+    text = str(spec)
+    if isinstance(spec, str) and "\n" in text:  # the file syntax, typed in (e.g. the demo app's text box)
+        return (*_read_lines(text, source=None), None)
     path = Path(spec)
     entries_like = isinstance(spec, str) and any(c in spec for c in ";,=")  # a list of entries, not a file name
-    if isinstance(spec, os.PathLike) or (not entries_like and (path.suffix in (".txt", ".vocab") or os.sep in spec)):
-        if not path.is_file():
+    if isinstance(spec, os.PathLike) or (not entries_like and (path.suffix in (".txt", ".vocab") or os.sep in text)):
+        if not _is_file(path):
             raise VocabularyError(f"vocabulary file {path} does not exist")
-    if path.is_file():
-        return (*_read_file(path), path.parent)
-    text = str(spec)
+    if _is_file(path):
+        return (*_read_lines(path.read_text(encoding="utf-8"), source=str(path)), path.parent)
     sep = ";" if ";" in text else ","
     if sep == "," and ":" in text:
         raise VocabularyError(
@@ -200,16 +204,25 @@ def _read_text_spec(spec: str | os.PathLike) -> tuple[list[str], list[str] | Non
     return [e for e in (e.strip() for e in text.split(sep)) if e], None, None
 
 
-def _read_file(path: Path) -> tuple[list[str], list[str] | None]:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a long inline class list is no valid file name (ENAMETOOLONG)
+        return False
+
+
+def _read_lines(text: str, source: str | None) -> tuple[list[str], list[str] | None]:
+    """Entries and ``template:`` lines of the file syntax; ``source`` (a file name) is named in errors."""
     entries, templates = [], []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.lower().startswith("template:"):
             template = line.split(":", 1)[1].strip()
             if not template:
-                raise VocabularyError(f"{path}:{number}: empty template")
+                where = f"{source}:{number}" if source else f"line {number}"
+                raise VocabularyError(f"{where}: empty template")
             templates.append(template)
         else:
             entries.append(line)

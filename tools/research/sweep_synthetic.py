@@ -79,7 +79,7 @@ def main() -> int:
         if args.minutes:
             opts.append(f"train.time_budget_minutes={args.minutes}")
         untrained = run_dir / "untrained"
-        subprocess.run([py, "tools/init_checkpoint.py", args.config, str(untrained), "--cfg-options",
+        subprocess.run([py, "tools/init_checkpoint.py", args.config, str(untrained), "--overwrite", "--cfg-options",
                         f"train.seed={seed}", *args.cfg_options], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         start = time.time()
         subprocess.run([py, "tools/train.py", args.config, "--work-dir", str(run_dir), "--cfg-options", *opts],

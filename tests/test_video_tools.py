@@ -1,0 +1,126 @@
+"""tools/video.py and tools/eval_video.py end to end on generated clips, as a user runs them, and their errors."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import groupseg
+from groupseg.synthetic.video import VideoConfig, write_clips
+from groupseg.video import OverlayWriter, read_panomask
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tool(name):
+    sys.path.insert(0, str(REPO / "tools"))
+    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def checkpoint(sharp_tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    groupseg.save_checkpoint(sharp_tiny_model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return write_clips(tmp_path_factory.mktemp("clips") / "video", 2, VideoConfig(frames=10), seed=1)
+
+
+MODEL = ["--short-side", "32", "--bg-thresh", "0.5"]
+
+
+def test_video_tool_writes_labels_ids_tracks_and_an_overlay_from_a_folder(checkpoint, clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    frames = clips / "images" / "clip_0000"
+    code = load_tool("video").main([str(frames), "--checkpoint", str(checkpoint), "--vocab", str(clips / "classes.txt"),
+                                    "--out", str(out), "--show", "overlay.gif", *MODEL])  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{t:05d}.png" for t in range(10)]
+    labels = np.array(Image.open(out / "labels" / "00004.png"))
+    ids = np.array(Image.open(out / "ids" / "00004.png"))
+    assert labels.shape == ids.shape == (32, 32) and ids.dtype == np.uint16 and labels.max() <= 6
+    tracks = json.loads((out / "tracks.json").read_text())
+    all_ids = {int(i) for p in (out / "ids").iterdir() for i in np.unique(np.array(Image.open(p))) if i}
+    assert all_ids <= {t["id"] for t in tracks}
+    assert all(set(t) == {"id", "class", "label", "score", "first_frame", "last_frame", "frames"} for t in tracks)
+    with Image.open(out / "overlay.gif") as gif:
+        assert gif.n_frames == 10 and gif.size == (256, 256)
+    assert "10 frames" in capsys.readouterr().out
+
+
+def test_video_tool_reads_a_video_file_and_writes_an_mp4_overlay(checkpoint, clips, tmp_path):
+    video = tmp_path / "clip.mp4"
+    with OverlayWriter(video, fps=8) as writer:
+        for path in sorted((clips / "images" / "clip_0001").iterdir()):
+            writer.write(np.array(Image.open(path)))
+    out = tmp_path / "out"
+    code = load_tool("video").main([str(video), "--checkpoint", str(checkpoint), "--vocab", "circle,square",
+                                    "--out", str(out), "--show", *MODEL])  # fmt: skip
+    assert code == 0
+    assert len(list((out / "ids").iterdir())) == 10 and (out / "overlay.mp4").stat().st_size > 0
+
+
+def test_eval_tool_prints_per_frame_and_tracked_figures_that_match_the_written_truth(checkpoint, clips, tmp_path,
+                                                                                      capsys):  # fmt: skip
+    report = tmp_path / "report.json"
+    code = load_tool("eval_video").main([str(clips), "--checkpoint", str(checkpoint), "--vocab",
+                                         str(clips / "colours.txt"), "--masks", "panomasks_colours", "--spans", "0",
+                                         "5", "--json", str(report), *MODEL])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "per-frame" in printed and "tracked" in printed and "2 clips, 20 frames" in printed
+    results = json.loads(report.read_text())
+    for row in ("per-frame", "tracked"):
+        assert results[row]["SQ"] == pytest.approx(results[row]["mIoU"])  # STEP's SQ is mmseg's mIoU
+        assert 0 <= results[row]["AQ"] <= 1 and 0 <= results[row]["mVC8"] <= 1
+    # a prediction equal to the truth scores 1: the tool's metrics read the masks the way the world wrote them
+    from groupseg.metrics.video import VideoMetrics
+
+    perfect = VideoMetrics(8, things=range(1, 8), spans=(0, 5))
+    for t in range(10):
+        sem, inst = read_panomask(clips / "panomasks_colours" / "clip_0000" / f"{t:05d}.png")
+        perfect.update(sem, inst, sem, inst)
+    assert perfect.result()["STQ"] == pytest.approx(1.0) and perfect.result()["VPQ"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("case", ["unreadable video", "empty folder", "frames of different sizes", "no checkpoint",
+                                  "overlay type"])  # fmt: skip
+def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, capsys):
+    source = tmp_path / "input"
+    extra = []
+    if case == "unreadable video":
+        source = tmp_path / "movie.mp4"
+        source.write_bytes(b"\x00\x01 definitely not a video")
+    else:
+        source.mkdir()
+    if case == "frames of different sizes":
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(source / "a.png")
+        Image.fromarray(np.zeros((32, 40, 3), np.uint8)).save(source / "b.png")
+    ckpt = [] if case == "no checkpoint" else ["--checkpoint", str(checkpoint)]
+    if case == "overlay type":
+        extra = ["--show", "overlay.png"]
+    monkey_env = pytest.MonkeyPatch()
+    monkey_env.delenv("GROUPSEG_CHECKPOINT", raising=False)
+    try:
+        code = load_tool("video").main([str(source), *ckpt, "--vocab", "circle", "--out", str(tmp_path / "out"),
+                                        *MODEL, *extra])  # fmt: skip
+    finally:
+        monkey_env.undo()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_eval_tool_refuses_a_vocabulary_that_does_not_fit_the_categories(checkpoint, clips, capsys):
+    code = load_tool("eval_video").main([str(clips), "--checkpoint", str(checkpoint), "--vocab", "circle,square",
+                                         *MODEL])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "7 labels" in err and "\n" not in err

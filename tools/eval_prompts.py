@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""Evaluate promptable masks on any COCO-format instance set: proposal recall, clicks, and labels.
+
+    python tools/eval_prompts.py --images DIR --instances instances.json --checkpoint [NAME=]CKPT ...
+        [--baseline felzenszwalb|slic|felzenszwalb-single|slic-single ...] [--vocab V] [--short-side N]
+        [--bg-thresh T] [--bg-score S] [--max-images N] [--max-clicks 20] [--json metrics.json]
+
+Methods side by side, each on the same images and objects: every --checkpoint (GroupViT, through
+GroupMaskGenerator and GroupPredictor) and every --baseline (scikit-image superpixels as units, RegionPredictor:
+three levels of superpixels, or one with the -single variants).
+
+- Proposals: AR@10 / AR@100 / AR@1000, pycocotools COCOeval "segm" with params.useCats = 0 (class-agnostic),
+  score = predicted_iou.
+- Clicks: the RITM protocol on every object (next click at the maximum of the distance transform of the larger
+  error region; at most --max-clicks), the predictor's best mask after each click: 1-click mIoU, NoC@85, NoC@90.
+- Labels (with --vocab, GroupViT only): an object's label is right when the proposal overlapping it most (IoU ≥ 0.5)
+  carries its category's name; the share of objects so labelled. Give a vocabulary whose names are the set's
+  category names (e.g. the synthetic world's colours.txt with instances_colours.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
+
+import groupseg  # noqa: E402,F401  (first: applies the compat shims)
+import numpy as np  # noqa: E402
+from groupseg.metrics import click_summary, load_coco, proposal_recall, run_clicks  # noqa: E402
+from groupseg.models.checkpoint import CheckpointError  # noqa: E402
+from groupseg.prompts import GroupMaskGenerator, GroupPredictor, RegionPredictor  # noqa: E402
+from groupseg.zeroshot import VocabularyError, load_rgb, parse_vocabulary  # noqa: E402
+from pycocotools import mask as mask_utils  # noqa: E402
+
+BASELINES = ("felzenszwalb", "slic", "felzenszwalb-single", "slic-single")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", required=True, help="folder holding the instance set's file_name's")
+    parser.add_argument("--instances", required=True, help="COCO instances JSON")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]CKPT",
+                        help="GroupViT weights to evaluate (repeat for several)")
+    parser.add_argument("--baseline", action="append", default=[], choices=BASELINES,
+                        help="classical superpixel baseline (repeat for several): three levels of superpixels, or "
+                             "one with -single")  # fmt: skip
+    parser.add_argument("--vocab", help="label proposals with these classes and score label accuracy")
+    parser.add_argument("--short-side", type=int, help="resize images to this short side first (default: as is)")
+    parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
+    parser.add_argument("--bg-score", choices=("probability", "cosine"), default="probability")
+    parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
+    parser.add_argument("--max-clicks", type=int, default=20)
+    parser.add_argument("--json", help="write the metrics here")
+    return parser.parse_args(argv)
+
+
+def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int], images_dir: Path, vocab,
+             max_clicks: int) -> dict[str, float]:  # fmt: skip
+    """All metrics of one method."""
+    predictor = generator.predictor
+    results, runs, labelled, objects = [], [], 0, 0
+    seconds_generate = 0.0
+    categories = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    for image_id in image_ids:
+        info = coco.imgs[image_id]
+        rgb = load_rgb(images_dir / info["file_name"])
+        start = time.perf_counter()
+        records = generator.generate(rgb, vocabulary=vocab)
+        seconds_generate += time.perf_counter() - start
+        for r in records:
+            results.append(dict(image_id=image_id, category_id=1, segmentation=r["segmentation"],
+                                score=r["predicted_iou"]))  # fmt: skip
+        proposals = [r["segmentation"] for r in records]
+        for ann in coco.imgToAnns[image_id]:
+            if ann.get("iscrowd", 0):  # a crowd region is no object to click on or to label (COCOeval ignores it)
+                continue
+            gt = coco.annToMask(ann).astype(bool)
+            objects += 1
+            if vocab is not None and proposals:
+                ious = np.asarray(mask_utils.iou(proposals, [coco.annToRLE(ann)], [0])).reshape(-1)
+                best = int(np.argmax(ious))
+                labelled += int(ious[best] >= 0.5 and records[best]["label"] == categories[ann["category_id"]])
+            runs.append(run_clicks(gt, lambda points, labels: predictor.predict(points + 0.5, labels)[0][0],
+                                   max_clicks=max_clicks))  # fmt: skip
+    metrics = {"method": name, **proposal_recall(coco, results, image_ids=image_ids),
+               **click_summary(runs, max_clicks=max_clicks)}
+    if vocab is not None:
+        metrics["labels_right_%"] = 100 * labelled / max(objects, 1)
+    metrics.update(objects=objects, images=len(image_ids), proposals_per_image=len(results) / len(image_ids),
+                   generate_s_per_image=seconds_generate / len(image_ids))  # fmt: skip
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    images_dir = Path(args.images)
+    try:
+        if not args.checkpoint and not args.baseline:
+            raise ValueError("nothing to evaluate: give --checkpoint and/or --baseline")
+        if args.max_clicks < 1:
+            raise ValueError(f"--max-clicks must be >= 1, got {args.max_clicks}")
+        coco = load_coco(args.instances)
+        image_ids = sorted(coco.imgs)[: args.max_images] if args.max_images else sorted(coco.imgs)
+        if not image_ids:
+            raise ValueError(f"{args.instances} has no images")
+        files = [coco.imgs[i]["file_name"] for i in image_ids]
+        missing = [name for name in files if not (images_dir / name).is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} images of {args.instances} are not in {images_dir}, e.g. {missing[0]}")
+        vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
+        methods = []
+        for spec in args.checkpoint:
+            name, eq, path = spec.partition("=")
+            name, path = (name, path) if eq else (Path(spec).name, spec)
+            predictor = GroupPredictor(path, short_side=args.short_side, bg_thresh=args.bg_thresh,
+                                       bg_score=args.bg_score)  # fmt: skip
+            methods.append((name, GroupMaskGenerator(predictor, output_mode="coco_rle"), vocab))
+        for method in args.baseline:
+            regions = RegionPredictor(method.split("-")[0], levels=[{}] if method.endswith("-single") else None)
+            methods.append((method, GroupMaskGenerator(regions, output_mode="coco_rle"), None))
+    except (CheckpointError, VocabularyError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    columns = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels_right_%", "proposals_per_image",
+               "generate_s_per_image"]  # fmt: skip
+    heads = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels %", "props/img", "gen s/img"]
+    objects = sum(not a.get("iscrowd", 0) for i in image_ids for a in coco.imgToAnns[i])
+    print(f"{len(image_ids)} images, {objects} objects ({args.instances})")
+    print(f"{'method':24}" + "".join(f"{h:>12}" for h in heads), flush=True)
+    table = []
+    for name, generator, method_vocab in methods:  # each row as soon as it is measured
+        row = evaluate(name, generator, coco, image_ids, images_dir, method_vocab, args.max_clicks)
+        print(f"{row['method']:24}" + "".join(f"{row[c]:>12.3f}" if c in row else f"{'-':>12}" for c in columns),
+              flush=True)  # fmt: skip
+        table.append(row)
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
