@@ -67,17 +67,19 @@ class ImageTowerGraph(nn.Module):
 
 
 def export_image_tower(model: GroupViT, path: str | os.PathLike, *, image_size: tuple[int, int] | None = None) -> Path:
-    """Write ``model``'s image tower (fp32, eval) to ``path`` as ONNX with dynamic batch, height and width; trace it
-    at ``image_size`` (default: the model's native size). Returns the path."""
+    """Write ``model``'s image tower (fp32, in eval mode) to ``path`` as ONNX with dynamic batch, height and width;
+    trace it at ``image_size`` (default: the model's native size). Returns the path."""
     path = Path(path)
     if path.suffix != ".onnx":
         raise ValueError(f"the output should be a .onnx file, got {path}")
     if not path.parent.is_dir():
         raise ValueError(f"the output folder {path.parent} does not exist")
-    model = model.float().eval()
+    if next(model.parameters()).dtype != torch.float32:
+        raise ValueError("export the fp32 model (the ONNX tower runs in fp32); load it again or call model.float()")
+    was_training = model.training
     graph = ImageTowerGraph(model).eval()
     height, width = image_size or (model.config.image_size,) * 2
-    example = torch.zeros(1, 3, height, width)
+    example = torch.zeros(1, 3, height, width, device=next(model.parameters()).device)
     stages = num_grouping_stages(model)
     names = output_names(stages)
     dynamic = {"images": {0: "batch", 2: "height", 3: "width"}}
@@ -88,6 +90,7 @@ def export_image_tower(model: GroupViT, path: str | os.PathLike, *, image_size: 
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice (see the top)
         torch.onnx.export(graph, (example,), str(path), dynamo=False, opset_version=OPSET, input_names=["images"],
                           output_names=names, dynamic_axes=dynamic)  # fmt: skip
+    model.train(was_training)
     write_metadata(path, model, stages)
     return path
 
