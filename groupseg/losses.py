@@ -26,7 +26,8 @@ def image_text_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, scale
 
 
 def _similarity(images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
-    """``[N, P]`` cosine similarity of images ``[N, D]`` or, for segments ``[N, G, D]``, of each image's best segment."""
+    """``[N, P]`` cosine similarity of images ``[N, D]`` or, for segments ``[N, G, D]``, of each image's best
+    segment."""
     if images.ndim == 2:
         return images @ prompts.T
     return torch.einsum("ngd,pd->ngp", images, prompts).amax(dim=1)

@@ -22,7 +22,8 @@ def test_two_present_and_six_absent_benchmarks_make_one_table(tmp_path, checkpoi
     make_cityscapes(tmp_path / "store", np.random.default_rng(0))
     make_ade20k(tmp_path / "store", np.random.default_rng(1))
     out = tmp_path / "table"
-    code = load_tool("benchmark_table").main([checkpoint, "--out", str(out), "--data-root", str(tmp_path / "store/data"),
+    code = load_tool("benchmark_table").main([checkpoint, "--out", str(out),
+                                              "--data-root", str(tmp_path / "store/data"),
                                               "--cfg-options", *SMALL])  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -59,7 +60,8 @@ def test_a_failing_benchmark_keeps_the_others_results(tmp_path, checkpoint, caps
     split.write_text(split.read_text() + "2008_999999\n")  # an image the split names but nobody unpacked
     out = tmp_path / "table"
     code = load_tool("benchmark_table").main([checkpoint, "--datasets", "context59,ade20k", "--out", str(out),
-                                              "--data-root", str(tmp_path / "data"), "--cfg-options", *SMALL])  # fmt: skip
+                                              "--data-root", str(tmp_path / "data"),
+                                              "--cfg-options", *SMALL])  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 1
     datasets = json.loads((out / "results.json").read_text())["datasets"]

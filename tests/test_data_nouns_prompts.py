@@ -149,7 +149,9 @@ def test_training_loader_prompts_nouns_or_noun_phrases(tmp_path, phrases):
     from helpers_shards import image_bytes, write_shard
 
     captions = ["a red circle and a blue square", "two green stars on a striped background"]
-    write_shard(tmp_path / "00000.tar", [dict(key=f"{i:04d}", jpg=image_bytes(i), txt=captions[i % 2]) for i in range(8)])
+    write_shard(
+        tmp_path / "00000.tar", [dict(key=f"{i:04d}", jpg=image_bytes(i), txt=captions[i % 2]) for i in range(8)]
+    )
     cfg = training_config(dict(data=dict(train=str(tmp_path / "00000.tar"), batch_size=4, image_size=32, num_prompts=2,
                                          augment="light", num_workers=0, noun_phrases=phrases),
                                loss=dict(multi_label_weight=1.0), optimizer=dict(lr=1e-3),

@@ -207,6 +207,27 @@ def test_reference_augmentation_survives_posterize_at_full_magnitude():
     assert out.getextrema() == ((0, 0), (0, 0), (0, 0))
 
 
+def test_fused_normalisation_is_timms_to_tensor_and_normalize():
+    """The loader turns timm's MaybeToTensor + Normalize into one numpy step: the same tensors for RGB images;
+    tensors still go through timm's ops."""
+    import numpy as np
+    from PIL import Image
+    from timm.data import create_transform
+
+    from groupseg.data.pairs import build_train_transform
+
+    fused = build_train_transform("light", 32).transforms[-1]
+    timm_ops = [t for t in create_transform(input_size=32, is_training=True).transforms
+                if type(t).__name__ in ("MaybeToTensor", "Normalize")]  # fmt: skip
+    assert type(fused).__name__ == "_ToNormalizedTensor" and len(timm_ops) == 2
+    rng = np.random.default_rng(0)
+    for image in (Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)),
+                  Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).convert("RGB")):  # fmt: skip
+        torch.testing.assert_close(fused(image), timm_ops[1](timm_ops[0](image)), rtol=1e-6, atol=1e-6)
+    tensor = torch.rand(3, 8, 8)
+    torch.testing.assert_close(fused(tensor), timm_ops[1](timm_ops[0](tensor)))
+
+
 def test_loading_in_process_leaves_global_rngs_alone(data):
     import random
 

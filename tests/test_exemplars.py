@@ -13,7 +13,7 @@ from PIL import Image
 import groupseg
 from groupseg.prompts.exemplars import Exemplar, ExemplarError, exemplar_embeddings, pool_groups
 from groupseg.zeroshot import VocabularyError, class_embeddings, parse_vocabulary
-from groupseg.zeroshot.head import pixel_groups
+from groupseg.zeroshot.head import group_maps, pixel_groups
 from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +42,8 @@ def labels():
 
 
 def tower_by_hand(model, rgb):
-    x = (torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(
-        IMAGENET_STD
-    ).view(3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = (torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() - mean) / std
     with torch.no_grad():
         return model.forward_image(x[None])
 
@@ -66,15 +65,21 @@ def test_pooling_weights_each_group_by_the_share_of_it_under_the_mask():
 def test_exemplar_embedding_equals_the_direct_computation(sharp_tiny_model, image, labels):
     model = sharp_tiny_model
     out = tower_by_hand(model, image)
-    groups = pixel_groups([a.soft for a in out.vision.assignments], out.vision.grid, labels.shape)[0]
+    soft = [a.soft for a in out.vision.assignments]
+    groups = pixel_groups(soft, out.vision.grid, labels.shape)[0]
+    maps = group_maps(soft, out.vision.grid, labels.shape)[0]  # [G, H, W], each pixel's weights sum to 1
     for mask_id in (3, 7):
         mask = torch.from_numpy(labels == mask_id)
-        weights = torch.stack([(mask & (groups == g)).sum() / (groups == g).sum().clamp(min=1)
-                               for g in range(out.group_embeds.shape[1])]).float()  # fmt: skip
-        assert (weights > 0).any() and (weights < 1).any()
-        want = F.normalize(weights @ out.group_embeds[0], dim=-1)
-        got = exemplar_embeddings(model, [Exemplar("x", image, labels, mask_id)])[0]
-        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+        hard = torch.stack([(mask & (groups == g)).sum() / (groups == g).sum().clamp(min=1)
+                            for g in range(out.group_embeds.shape[1])]).float()  # fmt: skip
+        soft_weights = (maps * mask).sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
+        assert (hard > 0).any() and (hard < 1).any() and not torch.allclose(hard, soft_weights, atol=1e-3)
+        exemplar = Exemplar("x", image, labels, mask_id)
+        for coverage, weights in (("hard", hard), ("soft", soft_weights)):
+            want = F.normalize(weights @ out.group_embeds[0], dim=-1)
+            got = exemplar_embeddings(model, [exemplar], coverage=coverage)[0]
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+        torch.testing.assert_close(exemplar_embeddings(model, [exemplar])[0], got)  # soft is the default
     # a scale resizes the image fed to the tower (as mmseg's test pipeline would); the mask keeps its own size
     big = exemplar_embeddings(model, [Exemplar("x", image, labels, 3)], scale=(2048, 64))
     assert not torch.allclose(big, exemplar_embeddings(model, [Exemplar("x", image, labels, 3)]), atol=1e-4)
@@ -90,7 +95,8 @@ def test_an_exemplar_over_one_segment_finds_that_segment(sharp_tiny_model, image
     assert len(used) >= 2
     a, b = used[np.argsort(-counts)[:2]]
     exemplars = [Exemplar("a", image, groups == a), Exemplar("b", image, groups == b)]
-    torch.testing.assert_close(exemplar_embeddings(model, exemplars)[0], out.group_embeds[0, a], rtol=0, atol=1e-5)
+    hard = exemplar_embeddings(model, exemplars, coverage="hard")
+    torch.testing.assert_close(hard[0], out.group_embeds[0, a], rtol=0, atol=1e-5)
     result = groupseg.ZeroShotSegmenter(model, exemplars, background=False, short_side=None)(image)
     assert (result.labels[groups == a] == 0).all() and (result.labels[groups == b] == 1).all()
 
@@ -226,7 +232,8 @@ def checkpoint(sharp_tiny_model, tmp_path_factory):
 def test_exemplar_vocabularies_through_tools_test(tiny_world, checkpoint, tmp_path, capsys, vocab):
     val = tiny_world / "val"
     code = load_tool("test").main([
-        str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint, "--vocab", str(tiny_world / "support" / vocab),
+        str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint,
+        "--vocab", str(tiny_world / "support" / vocab),
         "--bg-thresh", "0.5", "--out", str(tmp_path / "pred"), "--work-dir", str(tmp_path / "work"),
         "--cfg-options", f"test_dataloader.dataset.data_root={val}", "test_dataloader.num_workers=0",
         "test_dataloader.persistent_workers=False",
@@ -243,13 +250,15 @@ def test_bad_exemplar_vocabulary_stops_tools_test_with_one_line(tiny_world, chec
     vocab = tmp_path / "bad.txt"
     vocab.write_text("background\ncircle: exemplar=nowhere.jpg mask=nowhere.png\n" +
                      "".join(f"c{i}\n" for i in range(5)))  # fmt: skip
-    code = load_tool("test").main([str(REPO / "configs/synthetic/zeroshot_synthetic.py"), checkpoint, "--vocab",
-                                   str(vocab), "--cfg-options", f"test_dataloader.dataset.data_root={tiny_world / 'val'}"])  # fmt: skip
+    config = str(REPO / "configs/synthetic/zeroshot_synthetic.py")
+    code = load_tool("test").main([config, checkpoint, "--vocab", str(vocab), "--cfg-options",
+                                   f"test_dataloader.dataset.data_root={tiny_world / 'val'}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: exemplar 'circle': cannot read image") and err.count("\n") == 1
 
 
-def test_incontext_tool_segments_targets_like_the_prompt_pairs(tiny_world, checkpoint, sharp_tiny_model, tmp_path, capsys):
+def test_incontext_tool_segments_targets_like_the_prompt_pairs(tiny_world, checkpoint, sharp_tiny_model, tmp_path,
+                                                               capsys):
     support, val = tiny_world / "support", tiny_world / "val"
     pairs = [(support / "JPEGImages" / f"support_{i:06d}.jpg", support / "SegmentationClass" / f"support_{i:06d}.png")
              for i in (0, 1, 2)]  # fmt: skip

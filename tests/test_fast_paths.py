@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import groupseg
 from groupseg.models.layers import BF16_CPU_CHUNK_FROM, attention
 from groupseg.models.precision import cast_matmul_weights_
 from groupseg.models.text import TextSelfAttention

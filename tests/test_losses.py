@@ -63,7 +63,9 @@ def test_multi_label_loss_on_groups_scores_each_prompt_by_its_best_segment():
     segs.requires_grad_(True)
     scale = torch.tensor(10.0, dtype=torch.float64)
     # one segment per image: the image loss itself
-    torch.testing.assert_close(multi_label_loss(segs[:, :1], prompts, scale), multi_label_loss(segs[:, 0], prompts, scale))
+    torch.testing.assert_close(
+        multi_label_loss(segs[:, :1], prompts, scale), multi_label_loss(segs[:, 0], prompts, scale)
+    )
     # several: the same loss on each (image, prompt) pair's best segment, and only best segments receive gradient
     flat = prompts.reshape(batch * k, 8)
     best = torch.einsum("bgd,pd->bgp", segs, flat).argmax(1)  # [B, B·K]

@@ -1,11 +1,12 @@
+import pytest
 import torch
 
 import groupseg
 from groupseg.models import GroupViT, build_config
 
 
-def tiny() -> GroupViT:
-    return GroupViT(build_config("groupvit-tiny")).eval()
+def tiny(**overrides) -> GroupViT:
+    return GroupViT(build_config("groupvit-tiny", **overrides)).eval()
 
 
 def test_groupvit_s_parameter_count_matches_reference():
@@ -51,6 +52,9 @@ def test_text_tower_pools_at_end_of_text_and_validates_length():
     padded = tokens.clone()
     padded[0, 5:] = 0
     torch.testing.assert_close(model.encode_text(padded)[0], emb[0])
+    # the tower runs only up to the batch's longest text: the embeddings of the full-length pass
+    full = model.text_projector(model.text_encoder(tokens))
+    torch.testing.assert_close(model.encode_text(tokens, normalize=False), full)
     try:
         model.encode_text(groupseg.tokenize(["x"]))
     except ValueError as err:
@@ -65,6 +69,39 @@ def test_tokenizer_is_clip_bpe_and_truncates_to_end_of_text():
     assert tokens[0, 0] == 49406 and 49407 in tokens[0].tolist()
     assert tokens[1, -1] == 49407
     assert groupseg.tokenize([]).shape == (0, 77)
+
+
+def test_tokenize_gives_open_clips_ids_for_plain_and_unusual_text():
+    """groupseg's tokenize skips ftfy for plain ASCII and caches ids per text: the ids stay open_clip's."""
+    import random
+    import string
+
+    from open_clip.tokenizer import SimpleTokenizer
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choice(string.printable) for _ in range(rng.randint(0, 50))) for _ in range(300)]
+    texts += [
+        "Caf\u00e9 &amp; bar", " a  RED\tcircle ", "&lt;b&gt;", "\ufb01ne", "It\u2019s \u201cq\u201d", "", "w " * 40
+    ]
+    for context_length in (77, 16, 2):
+        assert torch.equal(groupseg.tokenize(texts, context_length), SimpleTokenizer()(texts, context_length))
+
+
+def test_overlapping_patches_see_their_neighbours_on_the_same_grid():
+    """patch_kernel=4 with 2 px patches: the same 16 x 16 token grid, and a token changes with a pixel of its
+    neighbour's patch (with patch_kernel=2 it does not)."""
+    images = torch.randn(1, 3, 32, 32)
+    nudged = images.clone()
+    nudged[0, :, 6, 6] += 1.0  # a pixel of token (3, 3); token (2, 2) covers pixels 4-5 (kernel 2) or 3-6 (kernel 4)
+    for kernel, sees in ((2, False), (4, True)):
+        embed = tiny(patch_size=2, patch_kernel=kernel).img_encoder.patch_embed
+        (a, grid), (b, _) = embed(images), embed(nudged)
+        assert grid == (16, 16) and a.shape == (1, 256, 32)
+        token = 2 * 16 + 2
+        assert torch.equal(a[0, token], b[0, token]) is not sees
+        assert not torch.equal(a[0, 3 * 16 + 3], b[0, 3 * 16 + 3])  # the pixel's own token, either way
+    with pytest.raises(ValueError, match="even number"):
+        tiny(patch_size=2, patch_kernel=3)
 
 
 def test_groupseg_checkpoint_roundtrip(tmp_path):

@@ -1,4 +1,5 @@
-"""precision='auto': bf16 only where the hardware runs it natively; an explicit choice wins, with a warning when slow."""
+"""precision='auto': bf16 only where the hardware runs it natively; an explicit choice wins, with a warning when
+slow."""
 import warnings
 
 import pytest

@@ -76,12 +76,25 @@ def test_a_negative_point_removes_the_coarsest_unit_under_it_that_holds_no_posit
     assert not masks[:, SMALL].any() and all(m[SQUARE].all() for m in masks)
 
 
+def test_clicks_of_both_signs_in_the_finest_unit_split_it_by_soft_assignment():
+    membership = np.array([0.9, 0.83, 0.76, 0.69, 0.62, 0.55, 0.2, 0.1])  # in group 0, falling to the right
+    maps = np.stack([np.tile(membership, (6, 1)), 1 - np.tile(membership, (6, 1))])  # [2 groups, 6, 8]
+    predictor = GroupPredictor(None)
+    predictor.set_levels([maps], (6, 8))
+    masks, _ = predictor.predict(point_coords=[[0.5, 2.5], [5.5, 2.5]], point_labels=[1, 0])
+    expected = np.zeros((6, 8), bool)
+    expected[:, :3] = True  # nearer to 0.9 than to 0.55: membership above 0.725
+    assert same_masks(masks, [expected])
+
+
 def test_a_box_keeps_the_units_lying_mostly_inside_it():
     predictor = hand_built()
     masks, _ = predictor.predict(box=[0, 4, 4, 8])
     assert same_masks(masks, [B])  # B's two stage-1 groups, and B itself; the background is mostly outside
     masks, _ = predictor.predict(box=[1, 1, 4, 4])  # A is 9/13 inside: kept whole at the final stage
     assert same_masks(masks, [SQUARE, A])
+    masks, _ = predictor.predict(box=[4, 0, 7, 3])  # inside the background only: the unit most inside, not an error
+    assert same_masks(masks, [C])
 
 
 def test_masks_come_back_at_the_original_image_size():

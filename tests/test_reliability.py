@@ -4,13 +4,10 @@ Tools run in-process through their ``main(argv)`` on data the tests write; train
 and resume guarantees are in tests/test_train.py.
 """
 import importlib.util
-import io
 import json
 import os
 import pickle
 import resource
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +165,7 @@ def test_demo_never_overwrites_an_input_or_an_unrelated_file_and_names_outputs_u
     demo = load_tool("demo")
     assert demo.main(args) == 0
     assert {p: p.read_bytes() for p in photos} == before and unrelated.read_bytes() == b"someone else's file"
-    written = sorted(p.name for p in tmp_path.glob("*.png")) 
+    written = sorted(p.name for p in tmp_path.glob("*.png"))
     assert written == ["photo.png", "photo_overlay.png", "x.png", "x_overlay.png", "x_overlay_2.png"]
     assert demo.overlay_paths(list(map(str, photos)), str(tmp_path)) == [
         str(tmp_path / n) for n in ("photo_overlay.png", "x_overlay.png", "x_overlay_2.png")
@@ -207,7 +204,7 @@ def test_make_synthetic_refuses_a_non_empty_folder_and_bad_settings_without_leav
         ({"model.vision_widht": 64}, "unknown config key model.vision_widht: did you mean model.vision_width?"),
         ({"data.batch_size": "abc"}, "data.batch_size must be an integer, got str 'abc'"),
         ({"optimizer.lr": -1}, "optimizer.lr must be in (0, inf), got -1.0"),
-        ({"train.precision": "fp64"}, "train.precision must be one of 'fp32', 'bf16', 'fp16'"),
+        ({"train.precision": "fp64"}, "train.precision must be one of 'auto', 'fp32', 'bf16', 'fp16'"),
     ],
 )
 def test_training_config_refuses_typos_wrong_types_and_ranges_in_one_line(option, message):

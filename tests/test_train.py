@@ -77,31 +77,44 @@ def test_training_learns_reports_skips_and_writes_loadable_checkpoints(tmp_path,
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, shards):
+def test_killed_or_terminated_and_resumed_run_equals_uninterrupted_run_bitwise(tmp_path, shards):
+    """SIGKILL: the run resumes from its last checkpoint. SIGTERM (a scheduler's preemption notice) and SIGINT
+    (Ctrl-C): the run saves a checkpoint at the end of the current step and exits 128 + the signal number. Either
+    way the resumed run's weights equal the uninterrupted run's, bit for bit, and its log holds each step once."""
     cfg = write_config(tmp_path, shards, epochs=8)
     full = run(train_cmd(cfg, tmp_path / "full"))
     assert full.returncode == 0, full.stderr[-3000:]
+    reference = load_file(tmp_path / "full" / "checkpoints" / "step_00000040" / "model.safetensors")
 
-    killed_dir = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(train_cmd(cfg, killed_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while not (killed_dir / "checkpoints" / "latest").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    latest = (killed_dir / "checkpoints" / "latest").read_text().strip()
-    assert latest != "step_00000040"
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        work = tmp_path / sig.name
+        proc = subprocess.Popen(train_cmd(cfg, work), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        # SIGKILL once a checkpoint exists; the others between checkpoints (after step 2 is logged, before step 4)
+        ready = (work / "checkpoints" / "latest") if sig == signal.SIGKILL else (work / "metrics.jsonl")
+        deadline = time.time() + 300
+        while not (ready.exists() and ready.stat().st_size) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        stderr = proc.communicate()[1]
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        else:
+            assert proc.returncode == 128 + sig, stderr[-3000:]
+            assert f"{sig.name} received: saved" in stderr and "Traceback" not in stderr
+        latest = (work / "checkpoints" / "latest").read_text().strip()
+        assert latest != "step_00000040"
 
-    resumed = run(train_cmd(cfg, killed_dir, "--resume"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed at step" in resumed.stderr
-    a = load_file(tmp_path / "full" / "checkpoints" / "step_00000040" / "model.safetensors")
-    b = load_file(killed_dir / "checkpoints" / "step_00000040" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+        resumed = run(train_cmd(cfg, work, "--resume"))
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"resumed at step {int(latest.split('_')[1])}" in resumed.stderr
+        weights = load_file(work / "checkpoints" / "step_00000040" / "model.safetensors")
+        assert weights.keys() == reference.keys()
+        for key in reference:
+            assert torch.equal(weights[key], reference[key]), (sig.name, key)
+        steps = [row["step"] for row in metrics(work)]
+        assert steps == sorted(set(steps)) and steps[-1] == 40, (sig.name, steps)
 
 
 @pytest.mark.slow
@@ -156,6 +169,8 @@ def test_time_budget_stops_early_with_a_checkpoint(tmp_path, shards):
     cfg = write_config(tmp_path, shards, epochs=1000, time_budget_minutes=0.001)
     out = run(train_cmd(cfg, tmp_path / "budget"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "time budget of 0.001 min reached at step 1" in out.stderr
+    assert "THE TIME BUDGET (0.001 min) STOPPED TRAINING AT STEP 1 OF" in out.stderr
+    summary = json.loads((tmp_path / "budget" / "train_summary.json").read_text())
+    assert summary["stopped_by_time_budget"] and summary["steps"] == 1 and summary["steps"] < summary["planned_steps"]
     assert (tmp_path / "budget" / "checkpoints" / "latest").read_text().strip() == "step_00000001"
     assert metrics(tmp_path / "budget")[-1]["step"] == 1

@@ -103,6 +103,28 @@ def test_overlay_tints_labels_and_leaves_background():
     assert tuple(palette[0]) == (0, 0, 0) and len({tuple(c) for c in make_palette(100)}) == 100
 
 
+def test_side_by_side_upscales_pixels_and_colours_labels_by_their_legend():
+    from groupseg.zeroshot.visualize import side_by_side
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(2)]
+    truth = [np.zeros((8, 8), np.uint8), np.full((8, 8), 2, np.uint8)]
+    truth[0][2:4, 5:7] = 1
+    pred = [np.full((8, 8), 255, np.uint8), truth[1]]  # 255: ignored pixels, drawn white
+    palette = make_palette(3)
+    out = side_by_side(images, [("truth", truth, "v"), ("predicted", pred, "v")], {"v": (["bg", "a", "b"], palette)},
+                       scale=5)  # fmt: skip
+    cell, gap, title = 40, 4, 16  # 8 px x 5; the layout side_by_side draws
+    top = title + cell + gap  # row 1
+    np.testing.assert_array_equal(out[title : title + cell, gap : gap + cell], np.kron(images[0], np.ones((5, 5, 1))))
+    np.testing.assert_array_equal(out[title + 2 * 5, gap + cell + gap + 5 * 5], palette[1])  # truth row 0 at (2, 5)
+    np.testing.assert_array_equal(out[title + 1, 2 * (cell + gap) + gap + 1], (255, 255, 255))
+    np.testing.assert_array_equal(out[top + 3, 2 * (cell + gap) + gap + 3], palette[2])
+    assert out.shape[1] == 3 * (cell + gap) + gap and out.shape[0] > title + 2 * (cell + gap)  # legend below
+    with pytest.raises(ValueError, match="no legend"):
+        side_by_side(images, [("truth", truth, "other")], {"v": (["bg", "a", "b"], palette)})
+
+
 def test_demo_writes_one_overlay_per_image(model, tmp_path, capsys):
     ckpt = groupseg.save_checkpoint(model, tmp_path / "ckpt")
     rng = np.random.default_rng(2)

@@ -148,6 +148,10 @@ def test_voc_end_to_end(tmp_path, checkpoint):
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert round(written["mIoU"], 2) == printed_miou(result.stdout) and written["images"] == len(gts)
     assert sorted(os.listdir(tmp_path / "pred")) == sorted(p.name for p in gts)
+    # a quiet terminal: the table and the scores; mmengine's environment, config and hook dumps only in its log file
+    assert "Config:" not in result.stdout + result.stderr and "Hooks will be executed" not in result.stdout
+    (log,) = (tmp_path / "work_dirs" / "groupvit_voc").glob("*/*.log")
+    assert "Config:" in log.read_text() and "per class results" in log.read_text()
 
 
 def test_context_end_to_end_with_bg_thresh(tmp_path, checkpoint):

@@ -14,7 +14,6 @@ import argparse
 import os
 import os.path as osp
 import sys
-from functools import partial
 from multiprocessing import Pool
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing

@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
 from PIL import Image, PngImagePlugin  # noqa: E402

@@ -76,6 +76,8 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
                                 score=r["predicted_iou"]))  # fmt: skip
         proposals = [r["segmentation"] for r in records]
         for ann in coco.imgToAnns[image_id]:
+            if ann.get("iscrowd", 0):  # a crowd region is no object to click on or to label (COCOeval ignores it)
+                continue
             gt = coco.annToMask(ann).astype(bool)
             objects += 1
             if vocab is not None and proposals:
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels_right_%", "proposals_per_image",
                "generate_s_per_image"]  # fmt: skip
     heads = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels %", "props/img", "gen s/img"]
-    print(f"{len(image_ids)} images, {sum(len(coco.imgToAnns[i]) for i in image_ids)} objects ({args.instances})")
+    objects = sum(not a.get("iscrowd", 0) for i in image_ids for a in coco.imgToAnns[i])
+    print(f"{len(image_ids)} images, {objects} objects ({args.instances})")
     print(f"{'method':24}" + "".join(f"{h:>12}" for h in heads), flush=True)
     table = []
     for name, generator, method_vocab in methods:  # each row as soon as it is measured

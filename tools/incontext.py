@@ -23,13 +23,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import groupseg  # noqa: E402  (first: applies the compat shims)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.prompts.exemplars import Exemplar, ExemplarError, read_mask  # noqa: E402
 from groupseg.synthetic.world import VOC_PALETTE  # noqa: E402
 from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
 
-DEFAULT_BG_THRESH = 0.9  # cosine; the few-shot tool's default (docs/exemplars.md)
+DEFAULT_BG_THRESH = 0.5  # cosine; as tools/eval_fewshot.py, chosen on the dev split (docs/exemplars.md)
 IGNORE = 255
 
 
@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--show-dir", help="also write overlays (target, tinted labels, legend) here")
     parser.add_argument("--bg-thresh", type=float, default=DEFAULT_BG_THRESH,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
-    parser.add_argument("--short-side", type=int, help="resize targets and prompts to this short side (default: own size)")
+    parser.add_argument("--short-side", type=int,
+                        help="resize targets and prompts to this short side (default: their own size)")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 

@@ -11,8 +11,8 @@ and instances_colours.json (categories = colours)) and ``support/`` (``--support
 seed space of their own, with exemplar vocabularies; groupseg/synthetic/support.py). The same seed and settings give
 byte-identical files.
 
-OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/``, ``val/`` and
-``support/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
+OUT must be new or empty; ``--overwrite`` replaces an earlier world there (a folder holding only ``train/``, ``val/``
+and ``support/``), nothing else. The world is written beside OUT and moved into place when complete, so a failed or
 interrupted run leaves OUT as it was. ``--video N`` writes only N video clips, to ``OUT/video`` (VIPSeg layout,
 ``groupseg/synthetic/video.py``), under the same rules for that folder.
 """

@@ -3,15 +3,19 @@
     python tools/test.py configs/zeroshot/groupvit_voc.py CHECKPOINT [--vocab V] [--bg-thresh T] [--out DIR]
         [--show-dir DIR] [--work-dir DIR] [--json FILE] [--protocol groupvit|tcl|sclip] [--cfg-options key=value ...]
 
-Prints mmseg's per-class IoU table and the mIoU. CHECKPOINT is anything ``groupseg.load_model`` reads (a training
-run's ``checkpoints/latest`` or work dir included). Before the run starts, the checkpoint is read, the config's
-``test_cfg`` checked, and every sample checked (label PNG present, of its image's size, label ids the vocabulary
-covers): bad input exits with code 2 and one line on stderr, not mid-run.
+Prints a progress bar, mmseg's per-class IoU table and the mIoU; everything else mmengine logs (environment, config,
+hooks, iteration lines) goes only to its log file in the work dir (``--verbose``: to the terminal too). CHECKPOINT is
+anything ``groupseg.load_model`` reads (a training run's ``checkpoints/latest`` or work dir included). Before the run
+starts, the checkpoint is read, the config's ``test_cfg`` checked, and every sample checked (label PNG present, of its
+image's size, label ids the vocabulary covers): bad input exits with code 2 and one line on stderr, not mid-run.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import os.path as osp
 import pickle
@@ -21,7 +25,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import groupseg  # noqa: E402  (first: applies the compat shims before mmseg is imported)
+import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
 from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.models.load import load_model, resolve_checkpoint  # noqa: E402
@@ -32,6 +36,7 @@ from groupseg.zeroshot import (  # noqa: E402
 )  # fmt: skip
 from groupseg.zeroshot.protocols import PROTOCOL_NAMES, ProtocolError, apply_protocol  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 USER_ERRORS = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
@@ -60,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resize, slide window and prompts of another codebase (see docs/benchmarks.md); "
                         "default: the config's (GroupViT's)")  # fmt: skip
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config keys: key=value ...")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show mmengine's log (config, hooks) on the terminal")
     return parser.parse_args(argv)
 
 
@@ -142,11 +149,59 @@ def pipeline_scale(dataset_cfg: dict) -> tuple[int, int] | None:
     return None
 
 
+class _ResultTable(logging.Filter):
+    """Lets mmseg's per-class IoU table and warnings through to the terminal, nothing else of mmengine's log."""
+
+    NOISE = ("The prefix is not set in metric class",)  # mmengine's note on every mmseg metric: nothing to act on
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg).strip("\n")
+        if record.levelno >= logging.WARNING:
+            return not text.startswith(self.NOISE)
+        return text.startswith(("per class results", "+-"))
+
+    @staticmethod
+    def format(record: logging.LogRecord) -> str:
+        text = record.getMessage().strip("\n")
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
+def quiet_console(runner: Runner) -> None:
+    """Point mmengine's console handler (created while the runner was built, with stdout redirected) back to the
+    terminal, for the result table and warnings only; its file handler keeps the whole log."""
+    for handler in runner.logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setStream(sys.stdout)
+            handler.addFilter(_ResultTable())
+            handler.format = _ResultTable.format
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over the test images, on stderr."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="test", unit="img", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bar.update(len(outputs) if outputs is not None else 1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()  # before the metric prints its table
+
+    def after_test(self, runner) -> None:
+        self.bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
-        runner = Runner.from_cfg(cfg)
+        with contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO()):
+            runner = Runner.from_cfg(cfg)  # logs environment, config and hooks (to its log file)
+        if not args.verbose:
+            quiet_console(runner)
+            runner.register_hook(ProgressBar(len(runner.test_dataloader.dataset)), priority="VERY_LOW")
         start = time.perf_counter()
         metrics = runner.test()
         seconds = time.perf_counter() - start

@@ -22,7 +22,8 @@ from groupseg.engine import ConfigError, TrainingDiverged, TrainingInterrupted, 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="training config (python, mmengine style), e.g. configs/synthetic/groupvit_synthetic.py")
+    parser.add_argument("config",
+                        help="training config (python, mmengine style), e.g. configs/synthetic/groupvit_synthetic.py")
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default: work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None,
                         help="resume from CKPT, or without a value from the latest checkpoint in the work dir")

@@ -17,6 +17,7 @@ data = dict(
     image_size=32,
     num_prompts=3,
     noun_phrases=True,
+    nouns="rule",  # groupseg's noun rule on every machine, with or without spaCy's en_core_web_sm: the same prompts
     augment=dict(base="light", scale=(1.0, 1.0), ratio=(1.0, 1.0)),  # flips only: crops would cut named objects
     num_workers=1,
 )

@@ -1,8 +1,9 @@
 """Few-shot segmentation datasets in their published layouts: FSS-1000, COCO-20i, and PASCAL VOC-layout folders
 (PASCAL-5i, the synthetic world's ``val/`` and ``support/``).
 
-Each reader gives ``items()`` (class → keys of the images holding it), ``image(key)`` (RGB uint8), ``mask(key, class)``
-(boolean foreground and boolean ignore mask, or ``None``) and ``class_name(class)``; episodes are drawn by
+Each reader gives ``items()`` (class → keys of the images holding it), ``image(key)`` (RGB uint8),
+``mask(key, class)`` (boolean foreground and boolean ignore mask, or ``None``) and ``class_name(class)``; episodes are
+drawn by
 :func:`groupseg.metrics.few_shot.sample_episodes`.
 
 - **FSS-1000** (Li et al., CVPR 2020): ``ROOT/<class>/<n>.jpg`` with ``<n>.png`` (0/255 masks, thresholded at 128).
@@ -139,8 +140,11 @@ class VOCLayout:
     def image(self, key: str) -> np.ndarray:
         return load_rgb(self.root / "JPEGImages" / f"{key}.jpg")
 
+    def label_map(self, key: str) -> np.ndarray:
+        return _read_label_png(self.mask_dir / f"{key}.png")
+
     def mask(self, key: str, category: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = _read_label_png(self.mask_dir / f"{key}.png")
+        labels = self.label_map(key)
         return labels == category, labels == 255
 
     def class_name(self, category: int) -> str:

@@ -2,7 +2,8 @@
 
 Layout under ``WORK_DIR/checkpoints/``: ``step_00001234/`` holding the weights as a groupseg checkpoint
 (``model.safetensors`` + ``config.json``, loadable by ``groupseg.load_model``) and ``trainer_state.pt`` (optimiser,
-grad scaler, step/epoch/data position, every rank's RNG states: plain tensors and numbers, loaded with ``weights_only=True``);
+grad scaler, step/epoch/data position, every rank's RNG states: plain tensors and numbers, loaded with
+``weights_only=True``);
 ``latest`` is a one-line file naming the newest complete one, replaced atomically after the directory is complete.
 A write that fails (disk full, read-only) removes its partial directory and leaves ``latest`` as it was; only
 weights that are finite and of sane size are ever written (:func:`check_weights`).

@@ -28,6 +28,8 @@ class DataConfig:
     noun_phrases: bool = False  # prompts wrap adjective-noun phrases ("red circle") instead of nouns ("circle")
     augment: Union[str, dict] = "reference"  # a preset name, or dict(base=preset, **overrides) (data/pairs.py)
     num_workers: int = option(2, ge=0)  # DataLoader worker processes per rank
+    # noun extraction: "spacy" = en_core_web_sm where installed, else the rule (warned); "rule" = the rule everywhere
+    nouns: Literal["spacy", "rule"] = "spacy"
 
 
 @dataclass
@@ -60,6 +62,7 @@ class LoopConfig:
     log_interval: int = option(10, ge=1)  # steps between metrics.jsonl / TensorBoard rows
     ckpt_interval: int = option(1000, ge=1)  # steps between checkpoints (and one at the end)
     keep_last: int = option(3, ge=1)  # checkpoints kept in WORK_DIR/checkpoints
+    threads: Union[int, None] = option(None, ge=1)  # torch threads of a CPU rank; None: its cores less its workers
     time_budget_minutes: Union[float, None] = option(None, ge=0)  # stop, with a checkpoint, after this; 0: no limit
 
 

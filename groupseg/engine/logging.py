@@ -14,7 +14,7 @@ class TrainLogger:
     """Rank 0 only: ``metrics.jsonl`` + TensorBoard ``tb/`` in the work dir, and a tqdm bar with loss, img/s, ETA."""
 
     def __init__(self, work_dir: Path, total_steps: int, start_step: int, enabled: bool = True):
-        self.enabled = enabled
+        self.enabled, self.work_dir = enabled, work_dir
         self.bar = None
         if not enabled:
             return
@@ -47,6 +47,23 @@ class TrainLogger:
     def message(self, text: str) -> None:
         if self.enabled:
             (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)
+
+    def summary(self, info: dict) -> None:
+        """The run in one line, also as ``train_summary.json``; a loud banner when the time budget cut the schedule
+        (its model is then not the recipe's, and its scores are not comparable)."""
+        if not self.enabled:
+            return
+        (self.work_dir / "train_summary.json").write_text(json.dumps(info, indent=1) + "\n")
+        where = f" on {info['threads']} thread(s) of {info['cpu']}" if "cpu" in info else f" on {info['device']}"
+        print(f"trained to step {info['steps']} of {info['planned_steps']}: {info['steps_this_run']} steps in "
+              f"{info['minutes']:.1f} min, {info['steps_per_s']:.2f} steps/s, {info['img_per_s']:.0f} img/s{where}",
+              file=sys.stderr)  # fmt: skip
+        if info["stopped_by_time_budget"]:
+            rule = "!" * 100
+            print(f"{rule}\n!! THE TIME BUDGET ({info['time_budget_minutes']} min) STOPPED TRAINING AT STEP "
+                  f"{info['steps']} OF {info['planned_steps']}.\n!! The schedule was cut: this model is not the "
+                  f"recipe's. Resume with --resume, or set train.time_budget_minutes=0.\n{rule}",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     def close(self) -> None:
         if self.enabled:

@@ -1,6 +1,7 @@
 """The training loop, top to bottom: set up ranks, model, optimiser and data; step; log; checkpoint; resume."""
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -31,6 +32,7 @@ from .checkpointing import (
 )
 from .config import ConfigError, TrainingConfig, as_training_config, load_config
 from .logging import TrainLogger
+from .machine import cpu_info, cpu_threads, describe_cpu
 from .optim import build_optimizer, lr_at, set_lr
 
 REFERENCE_BATCH = 4096  # the reference lr is given for a global batch of 4096 and scaled linearly
@@ -57,7 +59,7 @@ class WorkDirInUse(ValueError):
 
 
 # What a run writes into its work dir: all that --overwrite deletes (nothing else there is touched).
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tb", "config.py")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tb", "config.py", "train_summary.json")
 
 
 def seed_everything(seed: int) -> None:
@@ -106,7 +108,7 @@ def schedule(cfg: TrainingConfig, world_size: int) -> dict[str, Any]:
 
 def build_loader(cfg: TrainingConfig, info: D.DistInfo, epoch: int, start_batch: int, context_length: int,
                  steps_per_epoch: int):  # fmt: skip
-    from ..data.nouns import default_noun_extractor
+    from ..data.nouns import NounExtractor, default_noun_extractor
     from ..data.pairs import build_pair_loader
 
     d = cfg.data
@@ -125,7 +127,9 @@ def build_loader(cfg: TrainingConfig, info: D.DistInfo, epoch: int, start_batch:
         num_workers=d.num_workers,
         start_batch=start_batch,
         # prompts wrap nouns ("circle") or, with data.noun_phrases, adjective–noun phrases ("red circle")
-        noun_extractor=default_noun_extractor(d.noun_phrases) if num_prompts else None,
+        # data.nouns: "spacy" = en_core_web_sm where installed, else the rule (warned); "rule" = the rule everywhere
+        noun_extractor=None if not num_prompts else (NounExtractor(phrases=d.noun_phrases) if d.nouns == "rule"
+                                                     else default_noun_extractor(d.noun_phrases)),
         num_batches=steps_per_epoch,  # every rank yields the same number of batches (DDP needs it)
     )
 
@@ -150,7 +154,9 @@ def train_step(
     if D.is_distributed():
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
     if finite.item() < 1:
-        raise TrainingDiverged(f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })")
+        raise TrainingDiverged(
+            f"non-finite loss {losses['loss'].item()} ({ {k: v.item() for k, v in losses.items()} })"
+        )
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(losses["loss"]).backward()
@@ -180,6 +186,9 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
     info = D.init_distributed(t.device)
     precision = resolve_precision(t.precision, info.device, what="train.precision")
     _claim_work_dir(work_dir, resume, overwrite, info)
+    if info.device.type == "cpu":  # one core per loader worker (groupseg/engine/machine.py: why)
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        torch.set_num_threads(t.threads or cpu_threads(cfg.data.num_workers, ranks_here))
     seed_everything(t.seed + info.rank)  # ranks draw independent Gumbel / drop-path noise, as in the reference
     if t.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -221,13 +230,16 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
         logger.message(
             f"groupseg train: {params:.2f}M params, {info.world_size} rank(s) on {info.device}, global batch "
             f"{plan['global_batch']}, {plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps, "
-            f"lr {plan['base_lr']:.3g}, precision {precision}" + (f", resumed at step {state['step']}" if resume else "")
+            f"lr {plan['base_lr']:.3g}, precision {precision}"
+            + (f", resumed at step {state['step']}" if resume else "")
+            + (f"; {torch.get_num_threads()} thread(s) on {describe_cpu()}" if info.device.type == "cpu" else "")
         )
     last_ckpt = None
     model.train()
     window_start, window_images = time.perf_counter(), 0
     budget_s = 60 * t.time_budget_minutes if t.time_budget_minutes else float("inf")
     loop_start = time.perf_counter()  # the optional time budget counts wall time of this invocation's loop
+    start_step, out_of_time = state["step"], False
     context_length = model.config.context_length
     stop = StopSignals()
     try:
@@ -258,8 +270,9 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
                 if state["step"] % t.log_interval == 0 or last:
                     elapsed = time.perf_counter() - window_start
                     metrics.update(lr=lr, img_per_s=window_images / max(elapsed, 1e-9), epoch=state["epoch"],
-                                   scale=model.scale().item(), **{f"skipped/{k}": v for k, v in
-                                                                  _global_skips(state["skipped"], info).items()})  # fmt: skip
+                                   scale=model.scale().item(),
+                                   **{f"skipped/{k}": v
+                                      for k, v in _global_skips(state["skipped"], info).items()})  # fmt: skip
                     logger.log(state["step"], metrics)
                     logger.step(0, loss=metrics["loss"], img_s=metrics["img_per_s"])
                     window_start, window_images = time.perf_counter(), 0
@@ -295,6 +308,16 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
     skipped = _global_skips(state["skipped"], info)
     if info.is_main and skipped:
         print(f"skipped samples: {skipped}", flush=True)
+    seconds, steps = time.perf_counter() - loop_start, state["step"] - start_step
+    logger.summary({
+        "steps": state["step"], "planned_steps": plan["total_steps"], "steps_this_run": steps,
+        "minutes": round(seconds / 60, 2), "steps_per_s": round(steps / max(seconds, 1e-9), 3),
+        "img_per_s": round(steps * plan["global_batch"] / max(seconds, 1e-9), 1),
+        "stopped_by_time_budget": out_of_time and state["step"] < plan["total_steps"],
+        "time_budget_minutes": t.time_budget_minutes, "device": str(info.device), "ranks": info.world_size,
+        "threads": torch.get_num_threads(), "loader_workers": cfg.data.num_workers,
+        **(cpu_info() if info.device.type == "cpu" else {}),
+    })  # fmt: skip
     D.barrier()
     D.cleanup()
     return last_ckpt

@@ -85,7 +85,7 @@ class FewShotIoU:
         self.episodes += 1
 
     def per_class(self) -> dict[Hashable, float]:
-        """Foreground IoU (%) of each class seen (a class whose union is empty scores 100: nothing to find, none found)."""
+        """Foreground IoU (%) of each class seen (an empty union scores 100: nothing to find, nothing found)."""
         return {c: 100.0 * self.intersection[c] / self.union[c] if self.union[c] else 100.0 for c in self.intersection}
 
     def mean_iou(self) -> float:

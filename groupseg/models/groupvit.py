@@ -21,6 +21,7 @@ class GroupViTConfig:
 
     image_size: int = 224
     patch_size: int = 16
+    patch_kernel: int | None = None  # patch conv kernel; None = patch_size (non-overlapping, the reference)
     vision_width: int = 384
     vision_depths: list[int] = field(default_factory=lambda: [6, 3, 3])
     vision_heads: int = 6
@@ -122,6 +123,7 @@ class GroupViT(nn.Module):
         self.img_encoder = GroupViTVisionTransformer(
             image_size=config.image_size,
             patch_size=config.patch_size,
+            patch_kernel=config.patch_kernel,
             width=config.vision_width,
             depths=tuple(config.vision_depths),
             num_heads=config.vision_heads,
@@ -159,9 +161,13 @@ class GroupViT(nn.Module):
         if tokens.shape[-1] != self.config.context_length:
             raise ValueError(
                 f"text tokens have length {tokens.shape[-1]}, this model's context length is "
-                f"{self.config.context_length}; use groupseg.tokenize(texts, context_length=model.config.context_length)"
+                f"{self.config.context_length}; "
+                "use groupseg.tokenize(texts, context_length=model.config.context_length)"
             )
         flat = tokens.reshape(-1, tokens.shape[-1])
+        # Causal attention: the padding after a text's end token never reaches the end token the tower pools, so
+        # the batch is cut after its longest text (the same embeddings; captions are often far shorter than L).
+        flat = flat[:, : int((flat != 0).sum(1).max().clamp(min=1))] if flat.numel() else flat
         embeds = self.text_projector(self.text_encoder(flat))
         embeds = embeds.reshape(*tokens.shape[:-1], embeds.shape[-1])
         return _normalize(embeds) if normalize else embeds

@@ -30,6 +30,8 @@ class TextSelfAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, key=None, value=None, need_weights: bool = False, attn_mask=None):
         batch, length, dim = query.shape
+        if attn_mask is not None and attn_mask.shape[-1] > length:  # the tower's causal mask is for full context
+            attn_mask = attn_mask[..., :length, :length]
         qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         return self.out_proj(merge_heads(attention(qkv[0], qkv[1], qkv[2], attn_mask))), None

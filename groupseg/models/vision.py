@@ -48,11 +48,15 @@ def bicubic_matrix(out_size: int, in_size: int, a: float = -0.75) -> torch.Tenso
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches → tokens, followed by LayerNorm."""
+    """Patches → tokens, followed by LayerNorm. ``kernel`` > ``patch_size``: overlapping patches (each token also
+    sees ``(kernel - patch_size) / 2`` pixels of its neighbours on every side; the token grid is unchanged)."""
 
-    def __init__(self, patch_size: int, in_chans: int, dim: int, eps: float = 1e-5):
+    def __init__(self, patch_size: int, in_chans: int, dim: int, eps: float = 1e-5, kernel: int | None = None):
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        kernel = kernel or patch_size
+        if kernel < patch_size or (kernel - patch_size) % 2:
+            raise ValueError(f"patch_kernel={kernel} must be patch_size={patch_size} plus an even number of pixels")
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=kernel, stride=patch_size, padding=(kernel - patch_size) // 2)
         self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -107,11 +111,14 @@ class GroupingStage(nn.Module):
             group_tokens = self.group_token.expand(x.shape[0], -1, -1)
             if self.group_projector is not None:
                 group_tokens = group_tokens + self.group_projector(prev_group_tokens)
+        if self.blocks and group_tokens is not None:  # joined only for blocks to attend over (a copy of every token)
             x = torch.cat([x, group_tokens], dim=1)
-        for block in self.blocks:
-            x = block(x)
-        if group_tokens is not None:
+            for block in self.blocks:
+                x = block(x)
             x, group_tokens = x[:, : -self.num_group_token], x[:, -self.num_group_token :]
+        else:
+            for block in self.blocks:
+                x = block(x)
         assignment = None
         if self.downsample is not None:
             x, assignment = self.downsample(x, group_tokens)
@@ -132,6 +139,7 @@ class GroupViTVisionTransformer(nn.Module):
         *,
         image_size: int = 224,
         patch_size: int = 16,
+        patch_kernel: int | None = None,
         in_chans: int = 3,
         width: int = 384,
         depths: tuple[int, ...] = (6, 3, 3),
@@ -149,7 +157,7 @@ class GroupViTVisionTransformer(nn.Module):
         if len(num_group_tokens) != len(depths):
             raise ValueError(f"num_group_tokens {num_group_tokens} needs one entry per stage of depths {depths}")
         self.image_size, self.patch_size, self.width = image_size, patch_size, width
-        self.patch_embed = PatchEmbed(patch_size, in_chans, width, eps)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, width, eps, kernel=patch_kernel)
         side = image_size // patch_size
         self.pos_embed = nn.Parameter(torch.zeros(1, side * side, width))
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()

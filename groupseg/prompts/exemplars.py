@@ -6,21 +6,24 @@ consumer of a class-embedding matrix (the zero-shot head, mmseg evaluation, over
 
 1. the exemplar image goes through the image tower, as a target image would (same normalisation; resized with the
    same keep-ratio rule when a ``scale`` is given);
-2. each of its pixels is given to one final group, exactly as the head labels pixels: the chained soft assignments
-   are upsampled to the image size and each pixel takes its arg-max group (``coverage="hard"``; ``"soft"`` keeps the
-   upsampled soft weights instead);
+2. the chained soft assignments of its patches to the final groups are upsampled to the image size, as the head
+   does: ``S[g, p]``, each pixel's weights summing to 1 (``coverage="soft"``, the default); ``"hard"`` gives each
+   pixel wholly to its arg-max group instead, the head's own pixel → group rule;
 3. the exemplar embedding is the L2-normalised sum of the (normalised) group embeddings, each weighted by how much of
-   that group the mask covers: ``w_g = |mask ∩ group g| / |group g|``.
+   that group the mask covers: ``w_g = Σ_p mask[p] S[g, p] / Σ_p S[g, p]``.
 
-Why this weight (docs/exemplars.md has the measurements): a group wholly inside the mask counts fully, a group that
-only touches it (a background group with a few pixels under an antialiased edge) counts in proportion, and a group
-the head would label elsewhere barely counts, so the embedding is that of the groups the head would paint with the
-mask's class. Why hard pixels: they are the head's own pixel → group rule, so an exemplar asks for exactly the groups
-that would be painted where its mask is.
+Why this weight: a group wholly inside the mask counts fully, a group that only touches it (a background group
+under an antialiased edge) counts in proportion, and a group that lies elsewhere does not count, so the embedding is
+that of the segments the mask shows, however large each is. Why soft by default: on the synthetic world's dev split
+the soft weights gave the better classes wherever the two differed by more than a point (shape kinds: 1-shot
+FG-IoU 25 vs 18, 5-shot 45 vs 32; one exemplar per class as a vocabulary: 21 vs 17 mIoU, colours 73 vs 68), and
+within two points otherwise; a pixel an untrained or uncertain grouping shares between segments then counts for
+each as much as the grouping says (docs/exemplars.md).
 """
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +40,7 @@ from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load
 MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 Coverage = Literal["hard", "soft"]
 COVERAGES = ("hard", "soft")
+DEFAULT_COVERAGE: Coverage = "soft"
 
 
 class ExemplarError(ValueError):
@@ -70,7 +74,8 @@ class Exemplar:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ExemplarError(f"an exemplar needs a class name, got {self.name!r}")
         object.__setattr__(self, "name", " ".join(self.name.split()))
-        if self.mask_id is not None and (isinstance(self.mask_id, bool) or not isinstance(self.mask_id, (int, np.integer))):
+        integer = isinstance(self.mask_id, (int, np.integer)) and not isinstance(self.mask_id, bool)
+        if self.mask_id is not None and not integer:
             raise ExemplarError(f"exemplar {self.name!r}: mask_id must be an integer label, got {self.mask_id!r}")
         object.__setattr__(self, "_pixels", self._load())
 
@@ -89,8 +94,6 @@ class Exemplar:
         absolute paths when image and mask are files, else the exemplar itself (arrays have no text form)."""
         if not all(isinstance(v, (str, os.PathLike)) for v in (self.image, self.mask)):
             return self
-        import shlex
-
         parts = [f"exemplar={shlex.quote(_source(self.image)[1])}", f"mask={shlex.quote(_source(self.mask)[1])}"]
         if self.mask_id is not None:
             parts.append(f"id={int(self.mask_id)}")
@@ -144,7 +147,8 @@ class Exemplar:
             if len(ids) > 1:
                 shown = ", ".join(str(int(i)) for i in ids[:20])
                 raise ExemplarError(
-                    f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= (id=N in a vocabulary)"
+                    f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= "
+                    "(id=N in a vocabulary)"
                 )  # fmt: skip
             foreground = labels != 0
         if not foreground.any():
@@ -209,7 +213,7 @@ def exemplar_embeddings(
     exemplars: Sequence[Exemplar],
     *,
     scale: tuple[int, int] | None = None,
-    coverage: Coverage = "hard",
+    coverage: Coverage = DEFAULT_COVERAGE,
     forward_image: Callable[[torch.Tensor], Any] | None = None,
     batch_size: int = 16,
 ) -> torch.Tensor:
@@ -238,7 +242,7 @@ def exemplar_embeddings(
                 tower = forward_image(torch.stack([inputs[i] for i in chunk]).to(device))
                 soft = [a.soft.float() for a in tower.vision.assignments]
                 for row, i in enumerate(chunk):
-                    mask = torch.from_numpy(exemplars[i].foreground).to(device)
+                    mask = torch.tensor(exemplars[i].foreground, device=device)
                     maps = group_maps([s[row : row + 1] for s in soft], tower.vision.grid, tuple(mask.shape))[0]
                     if coverage == "hard":  # the head's rule: each pixel belongs to its arg-max group
                         maps = F.one_hot(maps.max(dim=0).indices, maps.shape[0]).permute(2, 0, 1)

@@ -12,9 +12,11 @@ SAM's conventions: pixel coordinates (x, y) of the original image, label 1 = for
 A prompt selects units (:mod:`groupseg.prompts.units`: groups of each grouping stage and their connected pieces).
 One candidate per unit kind, finest first (stage-1 piece, stage-1 group, ..., final piece, final group): for each
 positive point the unit of that kind under it, or, if that unit holds a negative point, the coarsest finer unit that
-holds none; the units lying mostly (≥ half their area) inside the box; minus, for each negative point, the coarsest
+holds none; the units lying mostly (≥ half their area) inside the box (if none, the one with the largest share
+inside); minus, for each negative point, the coarsest
 unit (of that kind or finer) under it that holds no positive point. So clicks refine: a later click of the other
-sign splits a unit into finer ones. These are the nested granularities of the
+sign splits a unit into finer ones, and below the finest unit, into the pixels whose soft assignment is nearer to
+one click's than to the other's. These are the nested granularities of the
 hierarchy; each is scored by its ``predicted_iou`` (agreement of the hard mask with the soft assignment map),
 duplicates are dropped, and the rest come best first.
 
@@ -271,22 +273,48 @@ class GroupPredictor:
 
     def _unit_without(self, ladder, point, others: np.ndarray, fallback: bool = True) -> np.ndarray:
         """Mask of the first unit on the ``ladder`` of unit kinds (coarse to fine) under ``point`` that holds none of
-        the ``others`` points; with ``fallback`` the finest unit under it if all do, else an empty mask."""
+        the ``others`` points. If even the finest holds some, its pixels whose first-stage soft assignment is nearer
+        to the point's than to any of theirs (connected to the point); if that is empty, with ``fallback`` the
+        finest unit, else nothing."""
         y, x = point
         for stage, kind in ladder:
             units = self.levels[stage].units(kind)
             if len(others) == 0 or not (units[others[:, 0], others[:, 1]] == units[y, x]).any():
                 return units == units[y, x]
-        return units == units[y, x] if fallback else np.zeros(units.shape, bool)
+        finest = units == units[y, x]
+        split = self._nearer_part(finest, point, others[finest[others[:, 0], others[:, 1]]])
+        if split.any():
+            return split
+        return finest if fallback else split
+
+    def _nearer_part(self, unit: np.ndarray, point, others: np.ndarray) -> np.ndarray:
+        """The connected part, around ``point``, of the ``unit``'s pixels whose first-stage membership vector is
+        strictly nearer (Euclidean) to the point's than to every one of ``others``' (a split below the units)."""
+        maps = self.levels[0].maps
+        rows, cols = np.nonzero(unit)
+        features = maps[:, rows, cols]  # [G, n]
+        mine = ((features - maps[:, point[0], point[1], None]) ** 2).sum(axis=0)
+        theirs = np.min([((features - maps[:, r, c, None]) ** 2).sum(axis=0) for r, c in others], axis=0)
+        nearer = mine < theirs
+        part = np.zeros(unit.shape, bool)
+        part[rows[nearer], cols[nearer]] = True
+        if not part[point[0], point[1]]:
+            return np.zeros(unit.shape, bool)
+        pieces, _ = ndimage.label(part, structure=EIGHT_CONNECTED)
+        return pieces == pieces[point[0], point[1]]
 
     @staticmethod
     def _units_inside(units: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-        """Ids of the units with at least half of their pixels inside the box."""
+        """Ids of the units with at least half of their pixels inside the box (if none, the one most inside)."""
         r0, c0, r1, c1 = window
         count = int(units.max()) + 1
         inside = np.bincount(units[r0:r1, c0:c1].ravel(), minlength=count)
         total = np.bincount(units.ravel(), minlength=count)
-        return np.nonzero((total > 0) & (2 * inside >= total))[0]
+        mostly = np.nonzero((total > 0) & (2 * inside >= total))[0]
+        if mostly.size:
+            return mostly
+        share = inside / np.maximum(total, 1)  # none: the unit with the largest share inside (a box in one unit)
+        return np.array([int(np.lexsort((inside, share))[-1])])
 
     def _text_candidates(self, text: str) -> list[tuple[np.ndarray, float]]:
         if self.vocabulary is not None:

@@ -44,7 +44,8 @@ def _groups_with_label_counts(groups: np.ndarray, gts: np.ndarray, num_classes: 
 
 
 def oracle_labels(groups: np.ndarray, gts: np.ndarray, num_classes: int) -> np.ndarray:
-    """Each group of each image (``[B, H, W]`` group ids) labelled with the majority ground-truth label of its pixels."""
+    """Each group of each image (``[B, H, W]`` group ids) labelled with the majority ground-truth label of its
+    pixels."""
     out = np.zeros_like(gts)
     for b, _, mask, counts in _groups_with_label_counts(groups, gts, num_classes):
         out[b][mask] = counts.argmax()  # 0 (background) for a group of ignored pixels only
@@ -57,7 +58,12 @@ def largest_group_share(groups: np.ndarray) -> float:
 
 
 def group_recognition(
-    groups: np.ndarray, gts: np.ndarray, group_best: np.ndarray, num_classes: int, purity: float = 0.8, min_pixels: int = 8
+    groups: np.ndarray,
+    gts: np.ndarray,
+    group_best: np.ndarray,
+    num_classes: int,
+    purity: float = 0.8,
+    min_pixels: int = 8,
 ) -> tuple[float, int]:
     """Accuracy of each group's best class (``group_best[b, g]``, label ids) on groups that are at least ``purity``
     one foreground class; returns (accuracy, number of such groups)."""

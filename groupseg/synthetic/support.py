@@ -20,12 +20,15 @@ from .world import Scene, WorldConfig, _jpeg, _png_mask, render, vocabularies
 
 SPLIT = "support"
 SUPPORT_SPACE = int.from_bytes(b"support", "big")  # far from every split id in world.SPLITS
-# exemplar vocabulary file → (mask folder, text vocabulary it defines by example, also name the class in text)
+# exemplar vocabulary file → (mask folder, text vocabulary it defines by example, also name the class in text,
+# exemplars per class)
 EXEMPLAR_VOCABULARIES = {
-    "exemplars.txt": ("SegmentationClass", "classes.txt", False),
-    "exemplars_colours.txt": ("SegmentationClassColour", "colours.txt", False),
-    "text_exemplars.txt": ("SegmentationClass", "classes.txt", True),
-    "text_exemplars_colours.txt": ("SegmentationClassColour", "colours.txt", True),
+    "exemplars.txt": ("SegmentationClass", "classes.txt", False, 1),
+    "exemplars_colours.txt": ("SegmentationClassColour", "colours.txt", False, 1),
+    "text_exemplars.txt": ("SegmentationClass", "classes.txt", True, 1),
+    "text_exemplars_colours.txt": ("SegmentationClassColour", "colours.txt", True, 1),
+    "exemplars_5.txt": ("SegmentationClass", "classes.txt", False, 5),
+    "exemplars_5_colours.txt": ("SegmentationClassColour", "colours.txt", False, 5),
 }
 
 
@@ -55,27 +58,27 @@ def write_support(out_dir: str | Path, num: int, config: WorldConfig, seed: int 
     text_vocabularies = vocabularies(config)
     for filename, (_, classes) in text_vocabularies.items():
         (out_dir / filename).write_text("\n".join(["background", *classes]) + "\n")
-    for filename, (masks, text_file, with_text) in EXEMPLAR_VOCABULARIES.items():
+    for filename, (masks, text_file, with_text, per_class) in EXEMPLAR_VOCABULARIES.items():
         classes = text_vocabularies[text_file][1]
-        lines = [f"# one exemplar per class from this support split ({masks}){', with the class name' * with_text}",
-                 "background"]  # fmt: skip
+        lines = [f"# {per_class} exemplar(s) per class from this support split ({masks})"
+                 f"{', with the class name' * with_text}", "background"]  # fmt: skip
         for label, class_name in enumerate(classes, 1):
-            chosen = example_of(scenes, masks, label)
-            if chosen is None:  # too few support images: the class keeps its name only
+            chosen = examples_of(scenes, masks, label, per_class)
+            if not chosen:  # too few support images: the class keeps its name only
                 lines.append(f"{class_name}  # no support image holds it: write more support images")
                 continue
             lines += [class_name] if with_text else []
-            lines.append(f"{class_name}: exemplar=JPEGImages/{names[chosen]}.jpg mask={masks}/{names[chosen]}.png "
-                         f"id={label}")  # fmt: skip
+            lines += [f"{class_name}: exemplar=JPEGImages/{names[i]}.jpg mask={masks}/{names[i]}.png id={label}"
+                      for i in chosen]  # fmt: skip
         (out_dir / filename).write_text("\n".join(lines) + "\n")
     (out_dir / "world.json").write_text(json.dumps({"seed": seed, "split": SPLIT, **asdict(config)}, indent=1))
     return out_dir
 
 
-def example_of(scenes: list[Scene], masks: str, label: int) -> int | None:
-    """The first scene whose only object is of class ``label`` (in the ``masks`` labelling), the cleanest example;
-    else the first scene holding it at all; ``None`` if none does."""
-    holding = [i for i, scene in enumerate(scenes)
-               if ((scene.kind_mask if masks == "SegmentationClass" else scene.colour_mask) == label).any()]  # fmt: skip
+def examples_of(scenes: list[Scene], masks: str, label: int, count: int) -> list[int]:
+    """The first ``count`` scenes whose only object is of class ``label`` (in the ``masks`` labelling), the cleanest
+    examples; then, if there are too few, scenes holding it among others."""
+    label_maps = [scene.kind_mask if masks == "SegmentationClass" else scene.colour_mask for scene in scenes]
+    holding = [i for i, labels in enumerate(label_maps) if (labels == label).any()]
     alone = [i for i in holding if len(scenes[i].shapes) == 1]
-    return (alone or holding or [None])[0]
+    return (alone + [i for i in holding if i not in alone])[:count]

@@ -117,7 +117,9 @@ class WorldConfig:
                 if name not in known:
                     raise ValueError(f"unknown {what} {name!r}; the world knows {sorted(known)}")
         if not self.num_objects or abs(sum(self.num_objects) - 1) > 1e-6:
-            raise ValueError(f"num_objects must be probabilities of 1, 2, ... objects summing to 1, got {self.num_objects}")
+            raise ValueError(
+                f"num_objects must be probabilities of 1, 2, ... objects summing to 1, got {self.num_objects}"
+            )
 
 
 class Shape(NamedTuple):
@@ -270,14 +272,18 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
             # Would drawing this hide too much of an earlier object?
             hidden = np.bincount(owner[inside & (owner >= 0)], minlength=len(placed))
             visible = np.bincount(owner[owner >= 0], minlength=len(placed))
-            if all(h <= config.max_occlusion * p[3] and visible[i] - h > 0 for i, (h, p) in enumerate(zip(hidden, placed))):
+            if all(
+                h <= config.max_occlusion * p[3] and visible[i] - h > 0 for i, (h, p) in enumerate(zip(hidden, placed))
+            ):
                 break
         else:
             continue  # no room for this object
         rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-20, 20, size=3)
         shading = 1 + rng.uniform(-0.15, 0.15) * (np.mgrid[0:size, 0:size][int(rng.integers(2))] / size - 0.5)
         if config.patterns:
-            shading = shading * (1 - 0.45 * _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng))
+            shading = shading * (
+                1 - 0.45 * _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng)
+            )
         fill = rgb * shading[..., None] + rng.normal(0, 5, size=(size, size, 3))
         image = image * (1 - cover[..., None]) + fill * cover[..., None]
         owner[inside] = len(placed)
@@ -416,7 +422,10 @@ def write_pairs(
 
 
 # The two vocabularies the synthetic configs evaluate with: name → (vocabulary file in the val folder, mask folder).
-EVAL_VOCABULARIES = {"shapes": ("classes.txt", "SegmentationClass"), "colours": ("colours.txt", "SegmentationClassColour")}
+EVAL_VOCABULARIES = {
+    "shapes": ("classes.txt", "SegmentationClass"),
+    "colours": ("colours.txt", "SegmentationClassColour"),
+}
 
 
 # Vocabularies written beside the segmentation set: file name → (mask folder, class names after "background").

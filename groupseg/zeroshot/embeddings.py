@@ -42,22 +42,23 @@ def class_embeddings(
     *,
     exemplar_scale: tuple[int, int] | None = None,
     forward_image: Callable[[torch.Tensor], Any] | None = None,
+    exemplar_coverage: str | None = None,
 ) -> torch.Tensor:
     """``[num_prompted_labels, D]`` normalised class embeddings for ``vocab`` (background excluded).
 
-    ``exemplar_scale`` and ``forward_image``: how exemplar images are resized and encoded, see
-    :func:`groupseg.prompts.exemplars.exemplar_embeddings`.
+    ``exemplar_scale``, ``forward_image`` and ``exemplar_coverage`` (default: the exemplars module's): how exemplar
+    images are resized, encoded and pooled, see :func:`groupseg.prompts.exemplars.exemplar_embeddings`.
     """
     words = vocab.prompted_words
     text = _text_embeddings(model, words, vocab.templates, batch_size) if any(words) else None
     exemplars = vocab.prompted_exemplars
     if any(exemplars):
-        from ..prompts.exemplars import exemplar_embeddings
+        from ..prompts.exemplars import DEFAULT_COVERAGE, exemplar_embeddings
 
         flat = [e for group in exemplars for e in group]
-        pooled = exemplar_embeddings(model, flat, scale=exemplar_scale, forward_image=forward_image).split(
-            [len(group) for group in exemplars]
-        )  # fmt: skip
+        pooled = exemplar_embeddings(model, flat, scale=exemplar_scale, forward_image=forward_image,
+                                     coverage=exemplar_coverage or DEFAULT_COVERAGE)  # fmt: skip
+        pooled = pooled.split([len(group) for group in exemplars])
     rows, next_text = [], iter(text if text is not None else ())
     for label, label_words in enumerate(words):
         parts = []

@@ -22,7 +22,8 @@ from typing import Literal, Sequence, get_args
 import torch
 import torch.nn.functional as F
 
-BgScore = Literal["probability", "cosine"]  # what bg_thresh thresholds: the official softmax score, or a cosine similarity
+# what bg_thresh thresholds: the official softmax score, or a cosine similarity
+BgScore = Literal["probability", "cosine"]
 BG_SCORES = get_args(BgScore)
 
 
@@ -39,14 +40,18 @@ def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], 
     return F.interpolate(maps, size=tuple(size), mode="bilinear", align_corners=False)
 
 
-def pixel_groups(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+def pixel_groups(
+    soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
     """``[B, H, W]`` index of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
     maps = group_maps(soft_assignments, grid, size)
-    return maps.max(dim=1).indices  # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+    # = argmax(dim=1) (first maximum), 3-5× faster than argmax over a non-last dim on CPU
+    return maps.max(dim=1).indices
 
 
 def group_masks(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments ``[B, Gout, N]``."""
+    """``[B, G, H, W]`` one-hot map of each pixel's final group, from the per-stage soft assignments
+    ``[B, Gout, N]``."""
     groups = pixel_groups(soft_assignments, grid, size)
     return F.one_hot(groups, soft_assignments[-1].shape[1]).permute(0, 3, 1, 2).to(soft_assignments[-1].dtype)
 

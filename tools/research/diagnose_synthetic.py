@@ -64,8 +64,10 @@ def main() -> int:
             sys.exit(f"diagnose_synthetic: {err}")
         for vocab, (images, gts) in sets.items():
             segmentor = GroupViTSegmentor(model=model, vocabulary=parse_vocabulary(val / VOCABS[vocab][0]),
-                                          test_cfg=dict(mode="whole", bg_thresh=args.bg_thresh, bg_score=args.bg_score))  # fmt: skip
-            print(json.dumps({"checkpoint": checkpoint, "vocab": vocab, **diagnose(segmentor, images, gts)}), flush=True)
+                                          test_cfg=dict(mode="whole", bg_thresh=args.bg_thresh,
+                                                        bg_score=args.bg_score))  # fmt: skip
+            print(json.dumps({"checkpoint": checkpoint, "vocab": vocab, **diagnose(segmentor, images, gts)}),
+                  flush=True)
     return 0
 
 

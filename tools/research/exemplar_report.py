@@ -7,12 +7,12 @@
 1. the support split: DATA/support, or (if the world has none, e.g. one made before it existed) written to
    WORK/support from DATA/val/world.json;
 2. background thresholds chosen on the dev split (tools/research/sweep_exemplars.py), per model: the few-shot one
-   per labelling (best mean of 1- and 5-shot), and one per exemplar vocabulary; the text vocabulary keeps the
-   config's 0.4;
+   per labelling (best mean of 1- and 5-shot), and one per vocabulary (the text one is also run with the config's
+   0.4);
 3. 1- and 5-shot mean FG-IoU on the held-out set (tools/eval_fewshot.py), shapes and colours: the model, the same
    model untrained (tools/init_checkpoint.py, seed 0, unless --untrained) and the pixel-colour baseline;
 4. held-out mIoU with tools/test.py (IoUMetric) for the shape kinds under the text vocabulary, one exemplar per
-   class, and text + exemplar;
+   class, text + exemplar, and five exemplars per class;
 5. cost: seconds to compute one exemplar class's embedding vs one text class's, and per-image seconds of
    ZeroShotSegmenter with a text vs an exemplar vocabulary of the same size (medians, in process).
 Prints markdown tables; everything is also in WORK/report.json.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -42,17 +43,19 @@ def run(cmd: list[str], capture: bool = False) -> str:
 
 
 def choose_thresholds(lines: list[dict]) -> dict:
-    """Few-shot threshold per labelling (best mean of 1- and 5-shot, hard coverage), one per exemplar vocabulary."""
+    """Few-shot threshold per labelling (best mean of 1- and 5-shot), one per vocabulary; default coverage rule."""
+    from groupseg.prompts.exemplars import DEFAULT_COVERAGE
+
     chosen = {}
     for label in ("shapes", "colours"):
-        means = {}
-        for t in {r["bg_thresh"] for r in lines}:
-            scores = [r["mIoU"] for r in lines if r["kind"] == "fewshot" and r["labels"] == label
-                      and r["coverage"] == "hard" and r["bg_thresh"] == t]  # fmt: skip
-            means[t] = sum(scores) / len(scores)
+        rows = [r for r in lines if r["kind"] == "fewshot" and r["labels"] == label
+                and r["coverage"] == DEFAULT_COVERAGE]  # fmt: skip
+        thresholds = {r["bg_thresh"] for r in rows}
+        means = {t: statistics.mean(r["mIoU"] for r in rows if r["bg_thresh"] == t) for t in thresholds}
         chosen[f"fewshot_{label}"] = max(means, key=means.get)
-    for vocab in {r["vocab"] for r in lines if r["kind"] == "vocabulary" and "exemplars" in r["vocab"]}:
-        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab]
+    for vocab in {r["vocab"] for r in lines if r["kind"] == "vocabulary"}:
+        rows = [r for r in lines if r["kind"] == "vocabulary" and r["vocab"] == vocab
+                and r["coverage"] in ("-", DEFAULT_COVERAGE)]  # fmt: skip
         chosen[vocab] = max(rows, key=lambda r: r["mIoU"])["bg_thresh"]
     return chosen
 
@@ -82,7 +85,8 @@ def timing(checkpoint: str, val: Path, support: Path, images: int) -> dict:
                   add_text_class_s=median_seconds(lambda: class_embeddings(model, one_text)))  # fmt: skip
     targets = sorted((val / "JPEGImages").glob("*.jpg"))[:images]
     segmenters = {name: groupseg.ZeroShotSegmenter(model, vocab, bg_thresh=0.5, bg_score="cosine", short_side=None)
-                  for name, vocab in (("text", val / "classes.txt"), ("exemplars", support / "exemplars.txt"))}  # fmt: skip
+                  for name, vocab in (("text", val / "classes.txt"),
+                                      ("exemplars", support / "exemplars.txt"))}  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in segmenters}
     for i, target in enumerate([*targets[:5], *targets]):  # the first 5: warm-up
         for name, segmenter in segmenters.items():  # interleaved: both see the same load
@@ -138,31 +142,42 @@ def main() -> int:
                  *method, "--json", str(out)])  # fmt: skip
             report["fewshot"][f"{label}/{name}"] = json.loads(out.read_text())
 
+    vocabularies = (("text, config threshold", "classes.txt", lambda name: TEXT_BG_THRESH),
+                    ("text", "classes.txt", lambda name: report["thresholds"][name]["classes.txt"]),
+                    ("one exemplar per class", "exemplars.txt",
+                     lambda name: report["thresholds"][name]["exemplars.txt"]),
+                    ("text + exemplar", "text_exemplars.txt",
+                     lambda name: report["thresholds"][name]["text_exemplars.txt"]),
+                    ("five exemplars per class", "exemplars_5.txt",
+                     lambda name: report["thresholds"][name]["exemplars_5.txt"]))  # fmt: skip
     for name in ("trained", "untrained"):
-        for vocab, thresh in (("classes.txt", TEXT_BG_THRESH),
-                              ("exemplars.txt", report["thresholds"][name]["exemplars.txt"]),
-                              ("text_exemplars.txt", report["thresholds"][name]["text_exemplars.txt"])):  # fmt: skip
-            out = work / f"test_{name}_{vocab.replace('.txt', '')}.json"
+        for title, vocab, thresh in vocabularies:
+            out = work / f"test_{name}_{re.sub(r'[^a-z0-9]+', '_', title)}.json"
             vocab_path = val / vocab if vocab == "classes.txt" else support / vocab
             run([py, "tools/test.py", str(TEST_CONFIG), models[name], "--vocab", str(vocab_path), "--bg-thresh",
-                 str(thresh), "--json", str(out), "--work-dir", str(work / "test"), "--cfg-options",
+                 str(thresh(name)), "--json", str(out), "--work-dir", str(work / "test"), "--cfg-options",
                  f"test_dataloader.dataset.data_root={val}"])  # fmt: skip
-            report["test"][f"{name}/{vocab}"] = {**json.loads(out.read_text()), "bg_thresh": thresh}
+            report["test"][f"{name}/{title}"] = {**json.loads(out.read_text()), "bg_thresh": thresh(name)}
 
     report["timing"] = timing(args.checkpoint, val, support, args.timing_images)
     (work / "report.json").write_text(json.dumps(report, indent=2))
 
-    print("\n| few-shot mean FG-IoU (held-out queries, support split) | shapes 1-shot | shapes 5-shot | colours 1-shot | "
+    print("\n| few-shot mean FG-IoU (held-out queries, support split) | shapes 1-shot | shapes 5-shot | "
+          "colours 1-shot | "
           "colours 5-shot |\n|---|---|---|---|---|")  # fmt: skip
-    for name, title in (("colour", "pixel-colour baseline"), ("untrained", "untrained model"), ("trained", "trained model")):
-        cells = [report["fewshot"][f"{label}/{name}"][f"{k}-shot"]["mIoU"] for label in ("shapes", "colours") for k in (1, 5)]
+    rows = (("colour", "pixel-colour baseline"), ("untrained", "untrained model"), ("trained", "trained model"))
+    for name, title in rows:
+        cells = [report["fewshot"][f"{label}/{name}"][f"{k}-shot"]["mIoU"]
+                 for label in ("shapes", "colours") for k in (1, 5)]  # fmt: skip
         print(f"| {title} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
-    print("\n| held-out shapes mIoU (tools/test.py) | text only | one exemplar per class | text + exemplar |\n|---|---|---|---|")
+    titles = [title for title, _, _ in vocabularies]
+    print(f"\n| held-out shapes mIoU (tools/test.py) | {' | '.join(titles)} |\n|---|{'---|' * len(titles)}")
     for name in ("untrained", "trained"):
-        cells = [report["test"][f"{name}/{v}"] for v in ("classes.txt", "exemplars.txt", "text_exemplars.txt")]
+        cells = [report["test"][f"{name}/{title}"] for title in titles]
         print(f"| {name} | " + " | ".join(f"{c['mIoU']:.1f} (bg {c['bg_thresh']})" for c in cells) + " |")
     t = report["timing"]
-    print(f"\none class's embedding: exemplar {1000 * t['add_exemplar_class_s']:.1f} ms, text {1000 * t['add_text_class_s']:.1f} ms;"
+    print(f"\none class's embedding: exemplar {1000 * t['add_exemplar_class_s']:.1f} ms, "
+          f"text {1000 * t['add_text_class_s']:.1f} ms;"
           f" per image: text vocabulary {1000 * t['per_image_text_s']:.1f} ms, exemplar vocabulary "
           f"{1000 * t['per_image_exemplars_s']:.1f} ms (medians)")  # fmt: skip
     print(f"thresholds chosen on dev: {json.dumps(report['thresholds'])}\nreport: {work / 'report.json'}")

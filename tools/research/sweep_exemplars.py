@@ -34,8 +34,9 @@ from groupseg.zeroshot import class_embeddings, parse_vocabulary
 from groupseg.zeroshot.head import pixel_groups, seg_logits
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-VOCAB_FILES = {"shapes": ("classes.txt", "exemplars.txt", "text_exemplars.txt"),
-               "colours": ("colours.txt", "exemplars_colours.txt", "text_exemplars_colours.txt")}  # fmt: skip
+VOCAB_FILES = {"shapes": ("classes.txt", "exemplars.txt", "text_exemplars.txt", "exemplars_5.txt"),
+               "colours": ("colours.txt", "exemplars_colours.txt", "text_exemplars_colours.txt",
+                           "exemplars_5_colours.txt")}  # fmt: skip
 
 
 @torch.no_grad()
@@ -67,23 +68,25 @@ def fewshot(model, support: VOCLayout, query: VOCLayout, out, groups, index: dic
                     meter.add(ep.category, foreground[groups[q]].numpy(), target, ignore)
             for t, meter in meters.items():
                 print(json.dumps(dict(kind="fewshot", labels=label, shots=shots, coverage=coverage, bg_thresh=t,
-                                      mIoU=round(meter.mean_iou(), 2), episodes=len(episodes))), flush=True)  # fmt: skip
+                                      mIoU=round(meter.mean_iou(), 2), episodes=len(episodes))),
+                      flush=True)  # fmt: skip
 
 
-def vocabulary_miou(model, vocab_path: Path, out, soft, gts: np.ndarray, label: str) -> None:
-    vocab = parse_vocabulary(vocab_path)
-    embeds = class_embeddings(model, vocab)
+def vocabulary_miou(model, name: str, vocab, out, soft, gts: np.ndarray, label: str) -> None:
+    """Dev mIoU of a vocabulary per coverage rule (exemplar vocabularies) and threshold, as IoUMetric counts it."""
     n = len(vocab)
-    for t in THRESHOLDS:
-        logits = seg_logits(soft, out.vision.grid, out.group_embeds, out.image_embeds, embeds, model.scale(),
-                            size=gts.shape[1:], bg_thresh=t, bg_score="cosine")  # fmt: skip
-        pred = logits.max(dim=1).indices.numpy()
-        valid = gts != 255
-        inter = np.bincount(gts[valid & (pred == gts)], minlength=n)[:n]
-        area_p, area_g = np.bincount(pred[valid], minlength=n)[:n], np.bincount(gts[valid], minlength=n)[:n]
-        union = area_p + area_g - inter
-        print(json.dumps(dict(kind="vocabulary", labels=label, vocab=vocab_path.name, bg_thresh=t,
-                              mIoU=round(float(100 * np.mean(inter[union > 0] / union[union > 0])), 2))), flush=True)  # fmt: skip
+    for coverage in ("hard", "soft") if vocab.has_exemplars else ("-",):
+        embeds = class_embeddings(model, vocab, exemplar_coverage=None if coverage == "-" else coverage)
+        for t in THRESHOLDS:
+            logits = seg_logits(soft, out.vision.grid, out.group_embeds, out.image_embeds, embeds, model.scale(),
+                                size=gts.shape[1:], bg_thresh=t, bg_score="cosine")  # fmt: skip
+            pred = logits.max(dim=1).indices.numpy()
+            valid = gts != 255
+            inter = np.bincount(gts[valid & (pred == gts)], minlength=n)[:n]
+            union = np.bincount(pred[valid], minlength=n)[:n] + np.bincount(gts[valid], minlength=n)[:n] - inter
+            print(json.dumps(dict(kind="vocabulary", labels=label, vocab=name, coverage=coverage, bg_thresh=t,
+                                  mIoU=round(float(100 * np.mean(inter[union > 0] / union[union > 0])), 2))),
+                  flush=True)  # fmt: skip
 
 
 def main() -> int:
@@ -111,8 +114,8 @@ def main() -> int:
         fewshot(model, support, query, out, groups, {n: i for i, n in enumerate(names)}, label)
         gts = np.stack([np.asarray(Image.open(dev / masks / f"{n}.png"), np.int64) for n in names])
         for filename in VOCAB_FILES[label]:
-            vocabulary_miou(model, (support_dir / filename) if "exemplars" in filename else dev / filename,
-                            out, soft, gts, label)  # fmt: skip
+            path = (support_dir / filename) if "exemplars" in filename else dev / filename
+            vocabulary_miou(model, filename, parse_vocabulary(path), out, soft, gts, label)
     return 0
 
 
