@@ -18,10 +18,13 @@ Why each exists (all measured on the pinned versions in requirements.txt):
 3. open_clip imports torchvision: a torchvision that does not match torch fails deep inside open_clip. We check the
    pair before open_clip is imported (``groupseg/models/text.py``) and say what to install.
 
-Call :func:`apply` (idempotent) before importing mmseg; ``groupseg/__init__.py`` does it.
+Call :func:`apply` (idempotent) before importing mmseg; ``groupseg/__init__.py`` does it. The shims take effect when
+``mmcv.ops`` and mmengine's checkpoint module are first imported, so ``import groupseg`` itself imports neither.
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import pickle
@@ -158,13 +161,61 @@ def check_torchvision() -> None:
         ) from err
 
 
+class _ShimOnImport(importlib.abc.MetaPathFinder):
+    """Applies shims 1 and 2 at the moment ``mmcv.ops`` / ``mmengine.runner.checkpoint`` are first imported, by
+    whoever imports them: ``import groupseg`` then stays light (no mmcv, mmengine or torch until they are used)."""
+
+    def find_spec(self, name, path, target=None):
+        if name == "mmcv.ops":
+            if not install_mmcv_ops_standin():
+                return None  # full mmcv: its own mmcv.ops
+            # mmseg's transformer bricks warn on import that the deformable-attention op is missing: expected here.
+            warnings.filterwarnings("ignore", message="Fail to import ``MultiScaleDeformableAttention``")
+            return importlib.util.spec_from_loader(name, _Present(sys.modules[name]), is_package=True)
+        if name == "mmengine.runner.checkpoint":
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is not None:
+                spec.loader = _PatchAfter(spec.loader, patch_mmengine_checkpoint_loading)
+            return spec
+        return None
+
+
+class _Present(importlib.abc.Loader):
+    """Serves a module that is already built (the stand-in)."""
+
+    def __init__(self, module: types.ModuleType):
+        self.module = module
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module):
+        pass
+
+
+class _PatchAfter(importlib.abc.Loader):
+    """Runs the real loader, then ``patch()`` (which imports the module it patches: already in sys.modules)."""
+
+    def __init__(self, loader, patch):
+        self.loader, self.patch = loader, patch
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        sys.modules[module.__name__] = module
+        self.patch()
+
+
 def apply() -> None:
-    """Apply every shim once. Safe to call many times."""
+    """Apply every shim, now for what is already imported and on import for the rest. Safe to call many times."""
     global _APPLIED
     if _APPLIED:
         return
-    if install_mmcv_ops_standin():
-        # mmcv's transformer bricks warn on import that the deformable-attention op is missing: expected here.
-        warnings.filterwarnings("ignore", message="Fail to import ``MultiScaleDeformableAttention``")
-    patch_mmengine_checkpoint_loading()
     _APPLIED = True
+    if "mmcv" in sys.modules and install_mmcv_ops_standin():  # mmcv.ops itself imported before groupseg: kept
+        warnings.filterwarnings("ignore", message="Fail to import ``MultiScaleDeformableAttention``")
+    if "mmengine.runner.checkpoint" in sys.modules:
+        patch_mmengine_checkpoint_loading()
+    sys.meta_path.insert(0, _ShimOnImport())

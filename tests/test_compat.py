@@ -1,4 +1,7 @@
 """The shims in groupseg/compat.py, exercised through the real libraries they patch."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -47,3 +50,10 @@ def test_torchvision_matches_torch():
     import torchvision
 
     assert torchvision.__version__.split("+")[0] == "0.29.1"
+
+
+def test_import_groupseg_imports_neither_torch_nor_mmcv():
+    """`import groupseg` (and so a tool's --help) stays quick: torch, mmcv and mmengine load when first used."""
+    code = "import sys, groupseg; print(sorted(m for m in ('torch', 'mmcv', 'mmengine', 'mmseg') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
