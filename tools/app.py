@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402  (first: applies the compat shims)
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = Path("work_dirs/quickstart/checkpoints/latest")  # what the README's first command trains
@@ -41,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def resolve_checkpoint(given: str | None) -> tuple[Path, str]:
     """The weights to load and a line saying which they are; a ``latest`` pointer file is followed."""
+    from groupseg.models.checkpoint import CheckpointError
+
     if given:
         path = Path(given)
         if not path.exists():
@@ -81,6 +82,8 @@ def build(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+
     try:
         page, options, note = build(args)
     except CheckpointError as err:

@@ -42,14 +42,14 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Callable
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
-from groupseg.models import GroupViT, GroupViTConfig, build_config
-from groupseg.models.precision import native_bf16, resolve_precision
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    import torch
+
+    from groupseg.models import GroupViT, GroupViTConfig
 
 PARTS = ("peak", "vision", "zeroshot", "train", "scaling", "data", "accuracy", "rss")
 TARGETS = {"train_img_s_vs_port_fp32": 2.0, "zeroshot_vs_port_vision_fp32": 3.0,
@@ -61,12 +61,16 @@ CAPTIONS = ["a photo of a dog on a sofa", "two cats", "a red car parked by a tre
 
 # -- timing -----------------------------------------------------------------------------------------------------------
 def sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def time_once(fn: Callable[[], Any], device: torch.device) -> float:
     """Seconds for one call: CUDA events around it on a GPU, perf_counter on a CPU."""
+    import torch
+
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         sync(device)
@@ -114,6 +118,8 @@ def count_flops(fn: Callable[[], Any]) -> int:
 def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
     """Peak memory allocated during one call (above what was live before it): CUDA allocator statistics on a GPU,
     the profiler's allocation events on a CPU."""
+    import torch
+
     if device.type == "cuda":
         sync(device)
         base = torch.cuda.memory_allocated(device)
@@ -133,6 +139,8 @@ def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def autocast(precision: str, device: torch.device):
+    import torch
+
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
@@ -159,7 +167,10 @@ def hf_config_for(config: GroupViTConfig):
 
 def build_pair(preset: str, device: torch.device, seed: int = 0):
     """(port, groupseg model): one random transformers model, and groupseg reading its save_pretrained directory."""
+    import torch
     from transformers import GroupViTModel
+
+    from groupseg.models import build_config
 
     config = build_config(preset, drop_path_rate=0.0)  # the port has no stochastic depth
     torch.manual_seed(seed)
@@ -181,6 +192,9 @@ def port_image_features(port, images: torch.Tensor) -> torch.Tensor:
 
 
 def parity(port, model, size: int, device: torch.device) -> float:
+    import torch
+    import torch.nn.functional as F
+
     images = torch.randn(2, 3, size, size, device=device)
     with torch.no_grad():
         expected = F.normalize(port.get_image_features(pixel_values=images).pooler_output, dim=-1)
@@ -205,6 +219,7 @@ def segmentor(model: GroupViT, precision: str, mode: str, crop: int, stride: int
 
 def predict_fn(seg, images: torch.Tensor) -> Callable[[], Any]:
     """One image through ``predict``: tower, head, and mmseg's post-processing (resize, argmax)."""
+    import torch
     from mmseg.structures import SegDataSample
 
     shape = tuple(images.shape[2:])
@@ -220,6 +235,8 @@ def predict_fn(seg, images: torch.Tensor) -> Callable[[], Any]:
 # -- the parts --------------------------------------------------------------------------------------------------------
 class Bench:
     def __init__(self, args: argparse.Namespace, device: torch.device, workdir: Path):
+        from groupseg.models.precision import resolve_precision
+
         self.args, self.device, self.workdir = args, device, workdir
         self.rows: list[dict] = []
         self.peak: dict[str, float] = {}
@@ -268,6 +285,8 @@ class Bench:
                 "zeroshot": {f"groupseg whole {p}", f"groupseg slide {p}"}}.get(part, set())  # fmt: skip
 
     def matmul_peak(self) -> None:
+        import torch
+
         sides = {}
         for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             n = sides[precision] = self.matmul_side(dtype)
@@ -281,6 +300,8 @@ class Bench:
     def matmul_side(self, dtype: torch.dtype) -> int:
         """``--matmul-size``, or less where one product would take over a second: a CPU without native bf16 may
         run bf16 matmuls 100× slower than fp32 (AVX2 only), which would hold the benchmark for many minutes."""
+        import torch
+
         n, small = self.args.matmul_size, 256
         a = torch.randn(small, small, device=self.device, dtype=dtype)
         seconds = min(time_once(lambda: a @ a, self.device) for _ in range(3)) * (n / small) ** 3
@@ -289,6 +310,8 @@ class Bench:
         return n
 
     def vision(self, port, model, size: int) -> None:
+        import torch
+
         images = torch.randn(1, 3, size, size, device=self.device)
         fns = {}
         for precision in self.args.precisions:
@@ -311,6 +334,8 @@ class Bench:
         self.run("vision", dict(size=size, batch=1), fns)
 
     def zeroshot(self, port, model, size: int, part: str = "zeroshot", with_port: bool = True, batch: int = 1) -> None:
+        import torch
+
         images = torch.randn(batch, 3, size, size, device=self.device)
         fns = {}
         if with_port:
@@ -345,6 +370,9 @@ class Bench:
         return self._segmentors[key]
 
     def train(self, port, model) -> None:
+        import torch
+        import torch.nn.functional as F
+
         from groupseg.engine.optim import build_optimizer
         from groupseg.engine.trainer import train_step
         from groupseg.losses import GroupViTLoss
@@ -415,6 +443,8 @@ class Bench:
 
     def accuracy(self, model) -> dict[str, Any]:
         """bf16 against fp32 on random images: image embeddings, soft assignments and zero-shot labels."""
+        import torch
+
         size = 2 * model.config.image_size
         torch.manual_seed(1)
         images = torch.randn(4, 3, size, size, device=self.device)
@@ -437,6 +467,8 @@ class Bench:
     def onnx_accuracy(self, model) -> dict[str, Any]:
         """The ONNX tower (ONNX Runtime) against eager fp32, at native and 2× native: embeddings, soft assignments
         and zero-shot labels (whole inference, 21 labels with a thresholded background) of 4 random images."""
+        import torch
+
         eager, onnx = self.segmentors(model, "fp32")["whole"], self.segmentors(model, "fp32", onnx=True)["whole"]
         out: dict[str, Any] = {}
         for size in (model.config.image_size, 2 * model.config.image_size):
@@ -454,6 +486,8 @@ class Bench:
     def rss(self, model, size: int) -> None:
         """Peak resident memory (MB) of a fresh process that builds the model and runs one zero-shot inference (whole)
         of one ``size``² image: the default settings, and the ONNX tower. Also the process's RSS before inferring."""
+        import torch
+
         kinds = {f"groupseg whole {self.default}": None}
         if self.onnx:
             kinds["groupseg whole onnx fp32"] = self.onnx_path(model)
@@ -592,7 +626,10 @@ def scaling_summary(rows: list[dict]) -> dict[str, Any]:
 
 
 def machine(device: torch.device) -> dict[str, Any]:
+    import torch
     import transformers
+
+    from groupseg.models.precision import native_bf16, resolve_precision
 
     info = dict(platform=platform.platform(), python=platform.python_version(), torch=torch.__version__,
                 transformers=transformers.__version__, device=str(device), threads=torch.get_num_threads(),
@@ -606,6 +643,8 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 def faster_precision_line(peak: dict[str, float], device: torch.device, default: str) -> str:
     """Which precision the measured matmul peak favours here, and what precision 'auto' picks."""
+    from groupseg.models.precision import native_bf16
+
     ratio = peak["bf16"] / peak["fp32"]
     faster = "bf16" if ratio > 1 else "fp32"
     native = "native bf16" if native_bf16(device.type) else "no native bf16"
@@ -648,6 +687,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import torch
+
+    from groupseg.models import build_config
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.compile:  # compile in-process: a pool of compile workers would linger and load the timed rounds

@@ -30,9 +30,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
-from groupseg.zeroshot import DatasetError, check_dataset_files  # noqa: E402
-from groupseg.zeroshot.protocols import PROTOCOL_NAMES, PROTOCOLS  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+
+# groupseg.zeroshot.protocols.PROTOCOL_NAMES, named here because that module loads mmseg (tests/test_tools_help.py
+# checks that they agree)
+PROTOCOL_NAMES = ("groupvit", "tcl", "sclip")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def selected(names: list[str]) -> list[Benchmark]:
 @lru_cache(maxsize=None)
 def dataset_config(benchmark: Benchmark) -> dict:
     """The benchmark config's ``test_dataloader.dataset``, loaded once (callers copy it before changing it)."""
+    from mmengine.config import Config
+
     return Config.fromfile(osp.join(REPO, benchmark.config)).test_dataloader.dataset.to_dict()
 
 
@@ -121,6 +124,8 @@ def data_root(benchmark: Benchmark, root: str) -> str:
 
 def missing(benchmark: Benchmark, root: str) -> str | None:
     """Why the benchmark cannot run (what is missing, where the README says it goes), or None when its data is there."""
+    from groupseg.zeroshot import DatasetError, check_dataset_files
+
     try:
         check_dataset_files({**dataset_config(benchmark), "data_root": root})
     except DatasetError as err:
@@ -216,6 +221,8 @@ def write_outputs(results: dict, out: str) -> None:
 
 
 def describe(protocol: str) -> str:
+    from groupseg.zeroshot.protocols import PROTOCOLS
+
     p = PROTOCOLS[protocol]
     sides = ", ".join(f"{t.replace('Dataset', '')} {s}" for t, s in p.short_side_by_dataset.items())
     side = f"short side {p.short_side}" + (f" ({sides})" if sides else "")

@@ -16,9 +16,6 @@ import argparse
 import sys
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
-from groupseg.models.checkpoint import CheckpointError, check_replaceable, save_checkpoint
-from groupseg.models.convert import read_checkpoint
-from groupseg.models.load import resolve_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,6 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError, check_replaceable, save_checkpoint
+    from groupseg.models.convert import read_checkpoint
+    from groupseg.models.load import resolve_checkpoint
+
     overrides = {k: v for k, v in [("vision_heads", args.vision_heads), ("text_heads", args.text_heads)] if v}
     try:
         check_replaceable(args.dst, overwrite=args.overwrite)  # before the (possibly long) read

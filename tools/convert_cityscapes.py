@@ -18,12 +18,12 @@ from multiprocessing import Pool
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from groupseg.zeroshot.label_maps import CITYSCAPES_19, remap_label_png  # noqa: E402
-
 SOURCE, TARGET = "_gtFine_labelIds.png", "_gtFine_labelTrainIds.png"
 
 
 def convert(mask_path: str) -> str:
+    from groupseg.zeroshot.label_maps import CITYSCAPES_19, remap_label_png
+
     return remap_label_png(mask_path, mask_path[: -len(SOURCE)] + TARGET, CITYSCAPES_19)
 
 
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-dir", default="gtFine", help="annotation folder under the root (default gtFine)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    import groupseg.zeroshot.label_maps  # noqa: F401  (it loads mmseg: once here, not in each of the pool's workers)
+
     gt_dir = osp.join(args.cityscapes_path, args.gt_dir)
     masks = sorted(osp.join(d, f) for d, _, files in os.walk(gt_dir) for f in files if f.endswith(SOURCE))
     if not masks:

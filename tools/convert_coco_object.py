@@ -18,12 +18,12 @@ from multiprocessing import Pool
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from groupseg.zeroshot.label_maps import COCO_OBJECT_81, remap_label_png  # noqa: E402
-
 SUFFIX = "_instanceTrainIds.png"
 
 
 def convert(mask_path: str, out_dir: str) -> str:
+    from groupseg.zeroshot.label_maps import COCO_OBJECT_81, remap_label_png
+
     out = osp.join(out_dir, osp.basename(mask_path)[: -len(".png")] + SUFFIX)
     return remap_label_png(mask_path, out, COCO_OBJECT_81)
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out-dir", help="output root (default: coco_path, masks written beside the inputs)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    import groupseg.zeroshot.label_maps  # noqa: F401  (it loads mmseg: once here, not in each of the pool's workers)
+
     out_root = args.out_dir or args.coco_path
     total = 0
     for split in ("train2017", "val2017"):

@@ -19,8 +19,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 OVERLAY_TAG = ("Software", "groupseg tools/demo.py overlay")  # a PNG text chunk: marks files this tool may replace
@@ -77,6 +75,9 @@ def _is_our_overlay(path: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter
+
     try:
         if not args.checkpoint:
             raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")

@@ -23,16 +23,9 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
-from groupseg.data.few_shot import COCO20i, FSS1000, FewShotDatasetError, VOCLayout  # noqa: E402
-from groupseg.metrics.few_shot import FewShotIoU, sample_episodes  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.prompts.exemplars import Exemplar, ExemplarError  # noqa: E402
-from groupseg.synthetic.colour_baseline import colour_baseline_mask  # noqa: E402
 from groupseg.synthetic.world import EVAL_VOCABULARIES  # noqa: E402
-from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
 
 DEFAULT_BG_THRESH = 0.5  # cosine; chosen on the synthetic world's dev split (docs/exemplars.md)
-USER_ERRORS = (CheckpointError, ExemplarError, FewShotDatasetError, VocabularyError, ValueError)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def datasets(args: argparse.Namespace):
     """``(support dataset, query dataset, default episodes)`` for the layout asked for."""
+    from groupseg.data.few_shot import COCO20i, FSS1000, VOCLayout
+
     if args.dataset == "synthetic":
         vocab, masks = EVAL_VOCABULARIES[args.labels]
         query = VOCLayout(osp.join(args.root, "val"), vocab, masks)
@@ -73,6 +68,12 @@ def datasets(args: argparse.Namespace):
 
 
 def evaluate(args: argparse.Namespace) -> dict:
+    from groupseg.metrics.few_shot import FewShotIoU, sample_episodes
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.prompts.exemplars import Exemplar
+    from groupseg.synthetic.colour_baseline import colour_baseline_mask
+    from groupseg.zeroshot import ZeroShotSegmenter
+
     support_data, query_data, default_episodes = datasets(args)
     segmenter = None
     if args.method == "exemplar":
@@ -113,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.shots):
         print("error: --shots must be at least 1", file=sys.stderr)
         return 2
+    from groupseg.data.few_shot import FewShotDatasetError
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.prompts.exemplars import ExemplarError
+    from groupseg.zeroshot import VocabularyError
+
     try:
         results = evaluate(args)
-    except USER_ERRORS as err:
+    except (CheckpointError, ExemplarError, FewShotDatasetError, VocabularyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     what = args.method if args.method == "colour" else f"exemplars, bg-thresh {args.bg_thresh}"

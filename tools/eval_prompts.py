@@ -25,16 +25,15 @@ import os.path as osp
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 import numpy as np  # noqa: E402
-from groupseg.metrics import click_summary, load_coco, proposal_recall, run_clicks  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.prompts import GroupMaskGenerator, GroupPredictor, RegionPredictor  # noqa: E402
-from groupseg.zeroshot import VocabularyError, load_rgb, parse_vocabulary  # noqa: E402
-from pycocotools import mask as mask_utils  # noqa: E402
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    from groupseg.prompts import GroupMaskGenerator
 
 BASELINES = ("felzenszwalb", "slic", "felzenszwalb-single", "slic-single")
 
@@ -61,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int], images_dir: Path, vocab,
              max_clicks: int) -> dict[str, float]:  # fmt: skip
     """All metrics of one method."""
+    from groupseg.metrics import click_summary, proposal_recall, run_clicks
+    from groupseg.zeroshot import load_rgb
+    from pycocotools import mask as mask_utils
+
     predictor = generator.predictor
     results, runs, labelled, objects = [], [], 0, 0
     seconds_generate = 0.0
@@ -97,6 +100,11 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.metrics import load_coco
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.prompts import GroupMaskGenerator, GroupPredictor, RegionPredictor
+    from groupseg.zeroshot import VocabularyError, parse_vocabulary
+
     images_dir = Path(args.images)
     try:
         if not args.checkpoint and not args.baseline:

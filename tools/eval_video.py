@@ -24,12 +24,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tools/video.py: the shared model options
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from groupseg.metrics.video import DEFAULT_SPANS, VideoMetrics  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.video import FramesError, list_clips, read_categories, read_panomask  # noqa: E402
-from groupseg.zeroshot import VocabularyError, check_fits_dataset, parse_vocabulary  # noqa: E402
-from mmseg.evaluation.metrics import IoUMetric  # noqa: E402
 from video import add_model_args, build_segmenter  # noqa: E402
 
 COLUMNS = ("STQ", "AQ", "SQ", "VPQ", "mIoU", "mVC8", "mVC16")
@@ -39,16 +33,23 @@ class MeanIoU:
     """mmseg's IoUMetric arithmetic (intersect_and_union per frame, total_area_to_metrics at the end)."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
+        import torch
+
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.areas = [torch.zeros(num_classes, dtype=torch.float64) for _ in range(4)]
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        import torch
+        from mmseg.evaluation.metrics import IoUMetric
+
         areas = IoUMetric.intersect_and_union(torch.from_numpy(pred), torch.from_numpy(gt), self.num_classes,
                                               self.ignore_index)  # fmt: skip
         for total, area in zip(self.areas, areas):
             total += area.double()
 
     def result(self) -> float:
+        from mmseg.evaluation.metrics import IoUMetric
+
         iou = IoUMetric.total_area_to_metrics(*self.areas, ["mIoU"])["IoU"]
         return float(np.nanmean(iou))
 
@@ -64,13 +65,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "--masks)")  # fmt: skip
     parser.add_argument("--split", default="val", help="video list SPLIT.txt (default val; all videos without it)")
     parser.add_argument("--max-clips", type=int, default=None, help="evaluate the first N clips only")
-    parser.add_argument("--spans", type=int, nargs="+", default=list(DEFAULT_SPANS),
+    parser.add_argument("--spans", type=int, nargs="+",
                         help="VPQ spans k in frames (default 0 5 10 15; VIPSeg's evaluator: 0 1 3 5 7)")  # fmt: skip
     parser.add_argument("--frame-step", type=int, default=1,
                         help="frames between two annotated frames (default 1; Cityscapes-VPS: 5)")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     add_model_args(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.spans is None:
+        from groupseg.metrics.video import DEFAULT_SPANS  # after parsing: groupseg.metrics loads pycocotools
+
+        args.spans = list(DEFAULT_SPANS)
+    return args
 
 
 def category_file(root: Path, masks: str, given: str | None) -> Path:
@@ -89,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_clips is not None and args.max_clips < 1:
         print("error: --max-clips must be at least 1", file=sys.stderr)
         return 2
+    from groupseg.metrics.video import VideoMetrics
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.video import FramesError, list_clips, read_categories, read_panomask
+    from groupseg.zeroshot import VocabularyError, check_fits_dataset, parse_vocabulary
+
     try:
         clips = list_clips(root, args.split, args.masks)[: args.max_clips]
         categories = read_categories(category_file(root, args.masks, args.categories))

@@ -20,12 +20,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import torch  # noqa: E402
-
 import groupseg  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.models.export import export_image_tower  # noqa: E402
-from groupseg.models.onnx_tower import OnnxImageTower  # noqa: E402
 
 TOLERANCE = 1e-3  # embeddings and soft assignments, fp32 eager vs ONNX Runtime (measured: ~1e-6)
 
@@ -44,6 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check(model: groupseg.GroupViT, path: str, sizes: list[tuple[int, int]]) -> float:
     """Largest difference between ONNX Runtime and eager fp32 over embeddings and soft assignments."""
+    import torch
+
+    from groupseg.models.onnx_tower import OnnxImageTower
+
     tower = OnnxImageTower(path, model=model)
     worst = 0.0
     generator = torch.Generator().manual_seed(0)
@@ -62,6 +61,9 @@ def check(model: groupseg.GroupViT, path: str, sizes: list[tuple[int, int]]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.models.export import export_image_tower
+
     try:
         if args.image_size is not None and (len(args.image_size) > 2 or min(args.image_size) < 1):
             raise ValueError(f"--image-size takes one or two positive sides, got {args.image_size}")

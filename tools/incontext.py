@@ -17,6 +17,7 @@ import os
 import os.path as osp
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
@@ -24,10 +25,10 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.prompts.exemplars import Exemplar, ExemplarError, read_mask  # noqa: E402
 from groupseg.synthetic.world import VOC_PALETTE  # noqa: E402
-from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter  # noqa: E402
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    from groupseg.prompts.exemplars import Exemplar
 
 DEFAULT_BG_THRESH = 0.5  # cosine; as tools/eval_fewshot.py, chosen on the dev split (docs/exemplars.md)
 IGNORE = 255
@@ -53,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prompt_classes(images: list[str], masks: list[str]) -> tuple[list[int], list[Exemplar], list[int] | None]:
     """The ids of the prompt masks, one exemplar per (pair, id), and the first mask's palette (if it has one)."""
+    from groupseg.prompts.exemplars import Exemplar, read_mask
+
     if not images and not masks:
         raise ValueError("give at least one example: --prompt-image IMAGE --prompt-mask MASK")
     if len(images) != len(masks):
@@ -96,6 +99,10 @@ def save_labels(path: Path, labels: np.ndarray, palette: list[int] | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.prompts.exemplars import ExemplarError
+    from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter
+
     out = Path(args.out)
     try:
         if not args.checkpoint:

@@ -12,11 +12,15 @@ import argparse
 import sys
 
 import groupseg
-from mmengine.config import DictAction
 
-from groupseg.engine.config import ConfigError, load_config
-from groupseg.engine.trainer import seed_everything
-from groupseg.models.checkpoint import CheckpointError, check_replaceable
+
+class DictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is a groupseg checkpoint")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
     args = parser.parse_args(argv)
+    from groupseg.engine.config import ConfigError, load_config
+    from groupseg.engine.trainer import seed_everything
+    from groupseg.models.checkpoint import CheckpointError, check_replaceable
+
     try:
         cfg = load_config(args.config, args.cfg_options)
     except ConfigError as err:

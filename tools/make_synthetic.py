@@ -33,7 +33,6 @@ from pathlib import Path
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-from groupseg.synthetic.instances import write_instances  # noqa: E402
 from groupseg.synthetic.support import write_support  # noqa: E402
 from groupseg.synthetic.world import WorldConfig, write_pairs, write_segmentation  # noqa: E402
 
@@ -102,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.video:
         return write_video(args, out / "video")
+    from groupseg.synthetic.instances import write_instances  # pycocotools: imported after the arguments are parsed
     try:
         world = world_from(args.set)
         if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0:

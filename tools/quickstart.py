@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from groupseg.engine.machine import describe_cpu
 from groupseg.synthetic.world import COLOURS, EVAL_VOCABULARIES, all_background_baselines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,6 +101,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, help="time-budget guard on training (default: the config's)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     args = parser.parse_args()
+    from groupseg.engine.machine import describe_cpu  # groupseg.engine loads torch
+
     py = sys.executable
     work, data = Path(args.work_dir), Path(args.data)
     val = data / "val"

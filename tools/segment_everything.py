@@ -24,10 +24,6 @@ from pathlib import Path
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.prompts import GroupMaskGenerator  # noqa: E402
-from groupseg.prompts.overlay import draw_masks  # noqa: E402
-from groupseg.zeroshot import VocabularyError, load_rgb, parse_vocabulary  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
@@ -51,6 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.prompts import GroupMaskGenerator
+    from groupseg.prompts.overlay import draw_masks
+    from groupseg.zeroshot import VocabularyError, load_rgb, parse_vocabulary
+
     out = Path(args.out)
     try:
         inputs = {Path(p).resolve() for p in args.images}

@@ -22,25 +22,31 @@ import pickle
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
 from groupseg.compat import refused_globals  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
-from groupseg.models.load import load_model, resolve_checkpoint  # noqa: E402
 from groupseg.schema import ConfigError  # noqa: E402
-from groupseg.zeroshot import (  # noqa: E402
-    DEFAULT_TEMPLATES, DatasetError, VocabularyError, check_dataset_files, check_fits_dataset, check_samples,
-    check_test_cfg, dataset_classes, parse_vocabulary,
-)  # fmt: skip
-from groupseg.zeroshot.protocols import PROTOCOL_NAMES, ProtocolError, apply_protocol  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
-USER_ERRORS = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading them
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
 TRUSTED_PICKLE_OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"  # torch's own switch, for files you trust
+# groupseg.zeroshot.protocols.PROTOCOL_NAMES, named here because that module loads mmseg (tests/test_tools_help.py
+# checks that they agree)
+PROTOCOL_NAMES = ("groupvit", "tcl", "sclip")
+
+
+class DictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
 def unit_interval(text: str) -> float:
@@ -71,6 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.models.load import load_model, resolve_checkpoint
+    from groupseg.zeroshot import (
+        DEFAULT_TEMPLATES, VocabularyError, check_dataset_files, check_fits_dataset, check_samples, check_test_cfg,
+        dataset_classes, parse_vocabulary,
+    )  # fmt: skip
+    from groupseg.zeroshot.protocols import apply_protocol
+    from mmengine.config import Config
+
     if not osp.isfile(args.config):
         raise FileNotFoundError(f"config {args.config} does not exist")
     # unformatted when logged and dumped: yapf spends seconds on a config with a 150- or 171-class vocabulary
@@ -136,6 +151,8 @@ def check_load_from(load_from: str | None) -> None:
         raise FileNotFoundError(f"load_from {load_from} does not exist")
     refused = refused_globals(load_from)
     if refused:
+        from groupseg.models.checkpoint import CheckpointError
+
         raise CheckpointError(f"refusing to load {load_from}: it pickles {', '.join(refused[:3])}, which is not "
                               f"plain weights and could run code; if you trust the file, set "
                               f"{TRUSTED_PICKLE_OPT_IN}")  # fmt: skip
@@ -176,36 +193,46 @@ def quiet_console(runner: Runner) -> None:
             handler.format = _ResultTable.format
 
 
-class ProgressBar(Hook):
-    """A tqdm bar over the test images, on stderr."""
+def progress_bar(total: int):
+    """A tqdm bar over the test images, on stderr: an mmengine hook."""
+    from mmengine.hooks import Hook
+    from tqdm import tqdm
 
-    def __init__(self, total: int):
-        from tqdm import tqdm
+    class ProgressBar(Hook):
+        def __init__(self, total: int):
+            self.bar = tqdm(total=total, desc="test", unit="img", dynamic_ncols=True, file=sys.stderr,
+                            mininterval=1.0)  # fmt: skip
 
-        self.bar = tqdm(total=total, desc="test", unit="img", dynamic_ncols=True, file=sys.stderr, mininterval=1.0)
+        def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+            self.bar.update(len(outputs) if outputs is not None else 1)
+            if self.bar.n >= self.bar.total:
+                self.bar.close()  # before the metric prints its table
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self.bar.update(len(outputs) if outputs is not None else 1)
-        if self.bar.n >= self.bar.total:
-            self.bar.close()  # before the metric prints its table
+        def after_test(self, runner) -> None:
+            self.bar.close()
 
-    def after_test(self, runner) -> None:
-        self.bar.close()
+    return ProgressBar(total)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.zeroshot import DatasetError, VocabularyError
+    from groupseg.zeroshot.protocols import ProtocolError
+    from mmengine.runner import Runner
+
+    user_errors = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
     try:
         cfg = build_config(args)
         with contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO()):
             runner = Runner.from_cfg(cfg)  # logs environment, config and hooks (to its log file)
         if not args.verbose:
             quiet_console(runner)
-            runner.register_hook(ProgressBar(len(runner.test_dataloader.dataset)), priority="VERY_LOW")
+            runner.register_hook(progress_bar(len(runner.test_dataloader.dataset)), priority="VERY_LOW")
         start = time.perf_counter()
         metrics = runner.test()
         seconds = time.perf_counter() - start
-    except USER_ERRORS as err:
+    except user_errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except pickle.UnpicklingError as err:  # the Runner's own loading (e.g. a checkpoint it resumes) refused a pickle

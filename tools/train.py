@@ -15,9 +15,15 @@ import sys
 from pathlib import Path
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
-from mmengine.config import DictAction
 
-from groupseg.engine import ConfigError, TrainingDiverged, TrainingInterrupted, WorkDirInUse, load_config, train
+
+class DictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.config).is_file():
         print(f"error: config {args.config} does not exist", file=sys.stderr)
         return 2
+    from groupseg.engine import ConfigError, TrainingDiverged, TrainingInterrupted, WorkDirInUse, load_config, train
+
     try:
         cfg = load_config(args.config, args.cfg_options)
     except ConfigError as err:

@@ -20,17 +20,21 @@ import os.path as osp
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402, F401  (first: applies the compat shims)
 import numpy as np  # noqa: E402
-from groupseg.models.checkpoint import CheckpointError  # noqa: E402
 from groupseg.synthetic.world import VOC_PALETTE  # noqa: E402
-from groupseg.video import FramesError, OverlayWriter, TrackerConfig, VideoSegmenter  # noqa: E402
-from groupseg.zeroshot import VocabularyError  # noqa: E402
-from groupseg.zeroshot.head import BG_SCORES  # noqa: E402
 from PIL import Image  # noqa: E402
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    from groupseg.video import VideoSegmenter
+
+# groupseg.zeroshot.head.BG_SCORES, named here because that module loads torch (tests/test_tools_help.py checks that
+# they agree)
+BG_SCORES = ("probability", "cosine")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +60,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_segmenter(args: argparse.Namespace, vocab, stuff=(), background: bool = True) -> VideoSegmenter:
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.video import TrackerConfig, VideoSegmenter
+
     if not args.checkpoint:
         raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
     tracker = TrackerConfig(iou_weight=args.iou_weight, min_similarity=args.min_similarity,
@@ -92,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --show {args.show}: the overlay must be a .mp4 (or .mkv, .mov, .avi, .webm) or .gif file",
                   file=sys.stderr)  # fmt: skip
             return 2
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.video import FramesError, OverlayWriter
+    from groupseg.zeroshot import VocabularyError
+
     try:
         stuff = [s.strip() for s in args.stuff.split(",") if s.strip()]
         segmenter = build_segmenter(args, args.vocab, stuff, background=not args.no_background)

@@ -17,25 +17,28 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from mmengine.config import Config
 from PIL import Image
 
 from groupseg.synthetic.world import EVAL_VOCABULARIES as VOCABS
-from groupseg.models.checkpoint import CheckpointError
-from groupseg.models.load import load_model
-from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
-from groupseg.synthetic.diagnostics import diagnose
-from groupseg.zeroshot.head import BG_SCORES
-from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
 
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    import torch
+
+# groupseg.zeroshot.head.BG_SCORES, named here because that module loads torch (tests/test_tools_help.py checks that
+# they agree)
+BG_SCORES = ("probability", "cosine")
 TEST_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "zeroshot_synthetic.py"
 
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised images ``[N, 3, H, W]`` and label maps ``[N, H, W]`` of the VOC-layout set."""
+    import torch
+
+    from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
+
     names = (val / "ImageSets" / "Segmentation" / "val.txt").read_text().split()[:limit]
     images = np.stack([np.asarray(Image.open(val / "JPEGImages" / f"{n}.jpg").convert("RGB")) for n in names])
     gts = np.stack([np.asarray(Image.open(val / masks / f"{n}.png")) for n in names]).astype(np.int64)
@@ -48,11 +51,22 @@ def main() -> int:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--data", default="data/synthetic/val", help="the held-out set (VOC layout)")
     parser.add_argument("--vocab", choices=sorted(VOCABS), nargs="+", default=sorted(VOCABS))
-    test_cfg = Config.fromfile(TEST_CONFIG).model.test_cfg
-    parser.add_argument("--bg-thresh", type=float, default=test_cfg.bg_thresh)
-    parser.add_argument("--bg-score", choices=BG_SCORES, default=test_cfg.get("bg_score", BG_SCORES[0]))
+    parser.add_argument("--bg-thresh", type=float)  # default: the test config's
+    parser.add_argument("--bg-score", choices=BG_SCORES)  # default: the test config's
     parser.add_argument("--limit", type=int, default=500, help="images to use")
     args = parser.parse_args()
+    from mmengine.config import Config
+
+    from groupseg.models.checkpoint import CheckpointError
+    from groupseg.models.load import load_model
+    from groupseg.synthetic.diagnostics import diagnose
+    from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
+
+    test_cfg = Config.fromfile(TEST_CONFIG).model.test_cfg
+    if args.bg_thresh is None:
+        args.bg_thresh = test_cfg.bg_thresh
+    if args.bg_score is None:
+        args.bg_score = test_cfg.get("bg_score", BG_SCORES[0])
     val = Path(args.data)
     if not (val / "ImageSets" / "Segmentation" / "val.txt").is_file():
         sys.exit(f"diagnose_synthetic: no held-out set in {val} (run tools/make_synthetic.py first)")

@@ -24,16 +24,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import groupseg  # noqa: E402
-from groupseg.models.export import export_image_tower  # noqa: E402
-from groupseg.zeroshot import GroupViTSegmentor  # noqa: E402
-from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    import torch
+
+    from groupseg.zeroshot import GroupViTSegmentor
 
 PATHS = ("onnx", "onnx-int8", "torch-int8", "compiled")
 
@@ -46,6 +48,8 @@ def fp32_layer_names(module: torch.nn.Module) -> set[str]:
 
 def torch_int8(model: groupseg.GroupViT) -> groupseg.GroupViT:
     """A copy with the image tower's linears dynamically quantised to int8 (torch.ao, fbgemm)."""
+    import torch
+
     quantized = copy.deepcopy(model)
     for tower in ("img_encoder", "img_projector"):
         module = getattr(quantized, tower)
@@ -76,6 +80,9 @@ def onnx_int8(source: Path, target: Path) -> Path:
 
 
 def build_segmentors(model, paths, vocabulary, test_cfg, workdir: Path) -> dict[str, GroupViTSegmentor]:
+    from groupseg.models.export import export_image_tower
+    from groupseg.zeroshot import GroupViTSegmentor
+
     base = dict(mode="whole", precision="fp32", **test_cfg)
     segs = {"eager": GroupViTSegmentor(model=model, vocabulary=vocabulary, test_cfg=base)}
     if {"onnx", "onnx-int8"} & set(paths):
@@ -96,7 +103,10 @@ def build_segmentors(model, paths, vocabulary, test_cfg, workdir: Path) -> dict[
 
 def load_voc(root: Path, limit: int | None):
     """(normalised image [1, 3, H, W], ground-truth labels [H, W] uint8) pairs of a VOC-layout folder."""
+    import torch
     from PIL import Image
+
+    from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     images = sorted((root / "JPEGImages").glob("*.jpg"))[:limit]
@@ -119,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timed", type=int, default=8, help="images timed per path, interleaved (default 8)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    import torch
+
     torch.set_num_threads(args.threads)
     from torch._inductor import config as inductor_config
 
@@ -135,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     test_cfg = dict(bg_thresh=args.bg_thresh, bg_score=args.bg_score)
     with tempfile.TemporaryDirectory() as tmp:
         segs = build_segmentors(model, args.paths, vocabulary, test_cfg, Path(tmp))
-        report(segs, samples, len(vocabulary), args.timed)
+        with torch.no_grad():
+            report(segs, samples, len(vocabulary), args.timed)
     return 0
 
 
-@torch.no_grad()
 def report(segs: dict[str, GroupViTSegmentor], samples, num_classes: int, timed: int) -> None:
+    import torch
     from mmseg.evaluation.metrics import IoUMetric
 
     agree = {name: [0, 0] for name in segs}

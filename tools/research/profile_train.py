@@ -20,14 +20,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import groupseg  # noqa: E402
-from groupseg.engine.optim import build_optimizer  # noqa: E402
-from groupseg.engine.trainer import train_step  # noqa: E402
-from groupseg.losses import GroupViTLoss  # noqa: E402
 
 CAPTIONS = ["a photo of a dog on a sofa", "two cats", "a red car parked by a tree", "boats in a harbour at dusk"]
 KINDS = [  # (kind, substrings of aten op names), first match wins
@@ -51,6 +46,12 @@ def kind_of(name: str) -> str:
 
 
 def make_step(model, batch, optimizer_kind: str = "fused", compiled: bool = False):
+    import torch
+
+    from groupseg.engine.optim import build_optimizer
+    from groupseg.engine.trainer import train_step
+    from groupseg.losses import GroupViTLoss
+
     model = copy.deepcopy(model).train()
     optimizer = build_optimizer(model, lr=1e-5)
     if optimizer_kind == "foreach":
@@ -87,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="groupvit-s")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int)  # default: torch's
     parser.add_argument("--steps", type=int, default=2, help="profiled steps (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of the comparison (default 5)")
     parser.add_argument("--variants", nargs="*", default=["foreach"], choices=["foreach", "compiled"])
     args = parser.parse_args(argv)
+    import torch
+
+    if args.threads is None:
+        args.threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     from torch._inductor import config as inductor_config
 

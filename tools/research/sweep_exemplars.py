@@ -19,19 +19,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from groupseg.data.few_shot import VOCLayout
-from groupseg.metrics.few_shot import FewShotIoU, sample_episodes
-from groupseg.models.load import load_model
-from groupseg.prompts.exemplars import Exemplar, _network_input, exemplar_embeddings
 from groupseg.synthetic.world import EVAL_VOCABULARIES, WorldConfig, write_segmentation
-from groupseg.zeroshot import class_embeddings, parse_vocabulary
-from groupseg.zeroshot.head import pixel_groups, seg_logits
+
+if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
+    import torch
+
+    from groupseg.data.few_shot import VOCLayout
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 VOCAB_FILES = {"shapes": ("classes.txt", "exemplars.txt", "text_exemplars.txt", "exemplars_5.txt"),
@@ -39,15 +37,26 @@ VOCAB_FILES = {"shapes": ("classes.txt", "exemplars.txt", "text_exemplars.txt", 
                            "exemplars_5_colours.txt")}  # fmt: skip
 
 
-@torch.no_grad()
 def tower(model, data: VOCLayout, names: list[str]):
-    images = torch.stack([_network_input(data.image(n), None) for n in names])
-    out = model.forward_image(images)
-    soft = [a.soft for a in out.vision.assignments]
-    return out, soft, pixel_groups(soft, out.vision.grid, tuple(images.shape[2:]))
+    import torch
+
+    from groupseg.prompts.exemplars import _network_input
+    from groupseg.zeroshot.head import pixel_groups
+
+    with torch.no_grad():
+        images = torch.stack([_network_input(data.image(n), None) for n in names])
+        out = model.forward_image(images)
+        soft = [a.soft for a in out.vision.assignments]
+        return out, soft, pixel_groups(soft, out.vision.grid, tuple(images.shape[2:]))
 
 
 def fewshot(model, support: VOCLayout, query: VOCLayout, out, groups, index: dict[str, int], label: str) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from groupseg.metrics.few_shot import FewShotIoU, sample_episodes
+    from groupseg.prompts.exemplars import Exemplar, exemplar_embeddings
+
     cache: dict[tuple, torch.Tensor] = {}
     for shots in (1, 5):
         episodes = sample_episodes(query.items(), shots=shots, seed=0, support_items=support.items())
@@ -74,6 +83,9 @@ def fewshot(model, support: VOCLayout, query: VOCLayout, out, groups, index: dic
 
 def vocabulary_miou(model, name: str, vocab, out, soft, gts: np.ndarray, label: str) -> None:
     """Dev mIoU of a vocabulary per coverage rule (exemplar vocabularies) and threshold, as IoUMetric counts it."""
+    from groupseg.zeroshot import class_embeddings
+    from groupseg.zeroshot.head import seg_logits
+
     n = len(vocab)
     for coverage in ("hard", "soft") if vocab.has_exemplars else ("-",):
         embeds = class_embeddings(model, vocab, exemplar_coverage=None if coverage == "-" else coverage)
@@ -97,6 +109,12 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=300, help="dev images (default 300)")
     parser.add_argument("--work", default="work_dirs/sweep_exemplars")
     args = parser.parse_args()
+    import torch
+
+    from groupseg.data.few_shot import VOCLayout
+    from groupseg.models.load import load_model
+    from groupseg.zeroshot import parse_vocabulary
+
     data, work = Path(args.data), Path(args.work)
     support_dir = Path(args.support) if args.support else data / "support"
     world = json.loads((data / "val" / "world.json").read_text())

@@ -20,9 +20,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: the shared model options
 
 from eval_video import category_file  # noqa: E402
-from groupseg.metrics.video import VideoMetrics  # noqa: E402
-from groupseg.video import Tracker, list_clips, read_categories, read_panomask  # noqa: E402
-from groupseg.video.frames import open_frames  # noqa: E402
 from video import add_model_args, build_segmenter  # noqa: E402
 
 COLUMNS = ("AQ", "SQ", "STQ", "VPQ", "mVC8", "mVC16")
@@ -38,6 +35,10 @@ def main() -> int:
                         help="TrackerConfig fields and their values")  # fmt: skip
     add_model_args(parser)
     args = parser.parse_args()
+    from groupseg.metrics.video import VideoMetrics
+    from groupseg.video import Tracker, list_clips, read_categories, read_panomask
+    from groupseg.video.frames import open_frames
+
     root = __import__("pathlib").Path(args.clips)
     categories = read_categories(category_file(root, args.masks, None))
     background = categories[0].name == "background"

@@ -13,11 +13,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 import groupseg  # noqa: E402
-from groupseg.app import Handlers, Settings  # noqa: E402
-from groupseg.app.presets import vocabulary_presets  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -29,6 +26,11 @@ def main() -> int:
     parser.add_argument("--vocabulary", default="PASCAL VOC", help="a preset of the page (default 'PASCAL VOC')")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    import torch
+
+    from groupseg.app import Handlers, Settings
+    from groupseg.app.presets import vocabulary_presets
+
     torch.manual_seed(0)
     handlers = Handlers(groupseg.GroupViT(groupseg.build_config(args.preset)).eval(), Settings(short_side=args.size))
     vocabulary = vocabulary_presets(osp.join(REPO, "configs"))[args.vocabulary].text

@@ -17,10 +17,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 import groupseg  # noqa: E402
-from groupseg.prompts import GroupMaskGenerator, GroupPredictor  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -40,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
+    import torch
+
+    from groupseg.prompts import GroupMaskGenerator, GroupPredictor
+
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -18,12 +18,9 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-
 import groupseg  # noqa: E402
 from groupseg.synthetic.video import VideoConfig, make_clip  # noqa: E402
 from groupseg.synthetic.world import WorldConfig  # noqa: E402
-from groupseg.video import Tracker  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -42,6 +39,10 @@ def main() -> int:
     parser.add_argument("--checkpoint", default=None, help="default: a random GroupViT-S")
     parser.add_argument("--vocab", default="circle,square,triangle,star,cross,heart")
     args = parser.parse_args()
+    import torch
+
+    from groupseg.video import Tracker
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = groupseg.load_model(args.checkpoint) if args.checkpoint else groupseg.GroupViT(
