@@ -12,15 +12,7 @@ import argparse
 import sys
 
 import groupseg
-
-
-class DictAction(argparse.Action):
-    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from mmengine.config import DictAction
-
-        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
+from groupseg.cli import DictAction
 
 
 def main(argv: list[str] | None = None) -> int:

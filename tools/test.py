@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
+from groupseg.cli import DictAction  # noqa: E402
 from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.schema import ConfigError  # noqa: E402
 
@@ -38,15 +39,6 @@ TRUSTED_PICKLE_OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"  # torch's own swit
 # groupseg.zeroshot.protocols.PROTOCOL_NAMES, named here because that module loads mmseg (tests/test_tools_help.py
 # checks that they agree)
 PROTOCOL_NAMES = ("groupvit", "tcl", "sclip")
-
-
-class DictAction(argparse.Action):
-    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from mmengine.config import DictAction
-
-        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
 
 
 def unit_interval(text: str) -> float:

@@ -15,15 +15,7 @@ import sys
 from pathlib import Path
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
-
-
-class DictAction(argparse.Action):
-    """mmengine's ``DictAction`` (``key=value ...`` into a dict), imported only when the option is given."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        from mmengine.config import DictAction
-
-        DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
+from groupseg.cli import DictAction
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
