@@ -57,7 +57,7 @@ def main() -> int:
     parser.add_argument("--config", default=TRAIN_CONFIG)
     parser.add_argument("--every", type=int, default=100, help="checkpoint (and evaluate) every N steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--minutes", type=float, help="training time budget per seed (default: the config's)")
+    parser.add_argument("--minutes", type=float, help="training time budget per seed (default: the config's; 0: none)")
     parser.add_argument("--cfg-options", nargs="+", default=[], help="extra training overrides, k=v")
     args = parser.parse_args()
     os.chdir(REPO)
@@ -76,14 +76,15 @@ def main() -> int:
         run_dir = work / f"seed{seed}"
         opts = [f"train.seed={seed}", f"train.ckpt_interval={args.every}", "train.keep_last=100000",
                 f"data.train={data}/train/{{00000..{len(shards) - 1:05d}}}.tar", *args.cfg_options]  # fmt: skip
-        if args.minutes:
+        if args.minutes is not None:
             opts.append(f"train.time_budget_minutes={args.minutes}")
         untrained = run_dir / "untrained"
         subprocess.run([py, "tools/init_checkpoint.py", args.config, str(untrained), "--overwrite", "--cfg-options",
                         f"train.seed={seed}", *args.cfg_options], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         start = time.time()
-        subprocess.run([py, "tools/train.py", args.config, "--work-dir", str(run_dir), "--cfg-options", *opts],
-                       check=True)  # fmt: skip
+        resume = ["--resume"] if (run_dir / "checkpoints" / "latest").is_file() else []  # e.g. cut by a time budget
+        subprocess.run([py, "tools/train.py", args.config, "--work-dir", str(run_dir), *resume, "--cfg-options",
+                        *opts], check=True)  # fmt: skip
         curve = []
         for ckpt in sorted((run_dir / "checkpoints").glob("step_*")):
             minutes = (ckpt.stat().st_mtime - start) / 60
