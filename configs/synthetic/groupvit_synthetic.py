@@ -19,10 +19,12 @@ data = dict(
     noun_phrases=True,
     nouns="rule",  # groupseg's noun rule on every machine, with or without spaCy's en_core_web_sm: the same prompts
     augment=dict(base="light", scale=(1.0, 1.0), ratio=(1.0, 1.0)),  # flips only: crops would cut named objects
+    # One loader worker beside one training thread: on a quiet 2-core machine two training threads without a worker
+    # are ~17 % faster, but any other busy process then slows every step several-fold (docs/synthetic_world.md).
     num_workers=1,
 )
 loss = dict(multi_label_weight=1.0, multi_label_on="groups")
 optimizer = dict(lr=2e-3, weight_decay=0.05, warmup_steps=50, warmup_lr=1e-5, min_lr=4e-5, clip_grad=5.0,
                  scale_lr=False)  # fmt: skip
-train = dict(max_steps=1400, time_budget_minutes=10, seed=0, precision="fp32", log_interval=20, ckpt_interval=250,
+train = dict(max_steps=1400, time_budget_minutes=30, seed=0, precision="fp32", log_interval=20, ckpt_interval=250,
              keep_last=2)  # fmt: skip
