@@ -20,18 +20,19 @@ from multiprocessing import Pool
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-SUFFIX = "_labelTrainIds.png"
 
 
-def convert(mask_path: str, out_dir: str) -> str:
-    from groupseg.zeroshot.label_maps import COCO_STUFF_171, remap_label_png
+def convert(mask_path: str, out_dir: str, table: str, suffix: str) -> str:
+    from groupseg.zeroshot import label_maps
 
-    out = osp.join(out_dir, osp.basename(mask_path)[: -len(".png")] + SUFFIX)
-    return remap_label_png(mask_path, out, COCO_STUFF_171)
+    out = osp.join(out_dir, osp.basename(mask_path)[: -len(".png")] + suffix)
+    return label_maps.remap_label_png(mask_path, out, getattr(label_maps, table))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="COCO-Stuff 164k stuffthingmaps -> COCO-Stuff-171 train-id masks")
+def main(argv: list[str] | None = None, table: str = "COCO_STUFF_171", suffix: str = "_labelTrainIds.png",
+         description: str = "COCO-Stuff 164k stuffthingmaps -> COCO-Stuff-171 train-id masks") -> int:
+    """Also tools/convert_coco_object.py's body: the same walk over the splits with another table and suffix."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("coco_path", help="COCO-Stuff 164k root (with annotations/train2017, annotations/val2017)")
     parser.add_argument("-o", "--out-dir", help="output root (default: coco_path, masks written beside the inputs)")
     parser.add_argument("--nproc", type=int, default=os.cpu_count() or 1)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         out_dir = osp.join(out_root, "annotations", split)
         os.makedirs(out_dir, exist_ok=True)
-        work = partial(convert, out_dir=out_dir)
+        work = partial(convert, out_dir=out_dir, table=table, suffix=suffix)
         if args.nproc > 1:
             with Pool(args.nproc) as pool:
                 pool.map(work, masks, chunksize=64)
