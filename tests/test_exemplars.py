@@ -97,7 +97,7 @@ def test_an_exemplar_over_one_segment_finds_that_segment(sharp_tiny_model, image
     exemplars = [Exemplar("a", image, groups == a), Exemplar("b", image, groups == b)]
     hard = exemplar_embeddings(model, exemplars, coverage="hard")
     torch.testing.assert_close(hard[0], out.group_embeds[0, a], rtol=0, atol=1e-5)
-    result = groupseg.ZeroShotSegmenter(model, exemplars, background=False, short_side=None)(image)
+    result = groupseg.ZeroShotSegmenter(model, exemplars, background=False, short_side=None, precision="fp32")(image)
     assert (result.labels[groups == a] == 0).all() and (result.labels[groups == b] == 1).all()
 
 

@@ -3,6 +3,7 @@ inference with pre-cast weights (assignments and embeddings still fp32), and the
 import copy
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,7 @@ def test_cast_matmul_weights_leaves_norms_tables_and_assignment_logits_fp32(mode
 
 @torch.no_grad()
 def test_bf16_segmentor_agrees_with_fp32_and_leaves_the_callers_model_alone(model):
-    cfg = dict(mode="whole")
+    cfg = dict(mode="whole", precision="fp32")  # explicit: "auto" is bf16 on a CPU with native bf16
     fp32 = GroupViTSegmentor(model=model, vocabulary=CLASSES[1:], test_cfg=cfg)
     bf16 = GroupViTSegmentor(model=model, vocabulary=CLASSES[1:], test_cfg={**cfg, "precision": "bf16"})
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the segmentor cast a copy
@@ -96,12 +97,29 @@ def test_bf16_segmentor_agrees_with_fp32_and_leaves_the_callers_model_alone(mode
         GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg={**cfg, "precision": "fp16"})
 
 
+def test_single_image_api_takes_a_precision(model):
+    """``ZeroShotSegmenter(precision=)`` reaches the segmentor ('auto' resolves per machine), and the labels of
+    bf16 and fp32 agree; bf16 with the ONNX tower (which runs fp32) is refused in one line."""
+    import groupseg
+    from groupseg.models.precision import native_bf16
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    segmenters = {p: groupseg.ZeroShotSegmenter(model, CLASSES[1:], short_side=None, precision=p)
+                  for p in ("fp32", "bf16", "auto")}  # fmt: skip
+    assert segmenters["auto"].segmentor.test_cfg.precision == ("bf16" if native_bf16() else "fp32")
+    assert segmenters["bf16"].segmentor.model.img_encoder.layers[0].blocks[0].mlp.fc1.weight.dtype == torch.bfloat16
+    labels = {p: s(rgb).labels for p, s in segmenters.items()}
+    assert len(np.unique(labels["fp32"])) > 1 and (labels["fp32"] == labels["bf16"]).mean() > 0.95
+    with pytest.raises(ValueError, match="precision='bf16'.*not 'onnx'"):
+        groupseg.ZeroShotSegmenter(model, CLASSES[1:], precision="bf16", onnx_path="tower.onnx")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
 @torch.no_grad()
 def test_compiled_segmentor_matches_eager(model):
     """torch.compile (inductor, weights frozen) on the slide path; one input shape, so one compilation (~30 s)."""
-    cfg = dict(mode="slide", crop_size=(32, 32), stride=(16, 16), bg_thresh=0.5, crop_batch_size=8)
+    cfg = dict(mode="slide", crop_size=(32, 32), stride=(16, 16), bg_thresh=0.5, crop_batch_size=8, precision="fp32")
     eager = GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg=cfg)
     compiled = GroupViTSegmentor(model=model, vocabulary=CLASSES, test_cfg={**cfg, "compile": True})
     images = torch.randn(2, 3, 48, 64)

@@ -99,6 +99,8 @@ class ZeroShotSegmenter:
         short_side: images are resized so that the short side is this (long side at most 2048), as in evaluation;
             ``None``: images keep their own size. Exemplars in ``classes`` are resized by the same rule.
         onnx_path: run the image tower exported by ``tools/export.py`` (this model's) with ONNX Runtime instead.
+        precision: ``"auto"`` (bf16 where the hardware runs it natively, fp32 elsewhere), ``"fp32"`` or ``"bf16"``
+            for the image tower, as ``test_cfg.precision`` in evaluation; the ONNX tower runs in fp32.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class ZeroShotSegmenter:
         stride: int = 224,
         device: str | torch.device | None = None,
         onnx_path: str | os.PathLike | None = None,
+        precision: Literal["auto", "fp32", "bf16"] = "auto",
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
@@ -131,7 +134,7 @@ class ZeroShotSegmenter:
         preprocessor = SegDataPreProcessor(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
         scale = None if short_side is None else (2048, short_side)
         test_cfg = dict(mode=mode, crop_size=(crop_size, crop_size), stride=(stride, stride), bg_thresh=bg_thresh,
-                        bg_score=bg_score, exemplar_scale=scale)  # fmt: skip
+                        bg_score=bg_score, exemplar_scale=scale, precision=precision)  # fmt: skip
         if onnx_path is not None:
             test_cfg.update(backend="onnx", onnx_path=str(onnx_path))
         self.segmentor = GroupViTSegmentor(model=model, vocabulary=vocab, test_cfg=test_cfg,
