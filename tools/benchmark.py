@@ -84,11 +84,18 @@ def time_once(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - begin
 
 
+# ONNX Runtime's threads spin-wait for a while after each run: a torch call timed right after one shares the cores
+# with them (on a 2-core Intel Xeon with AMX, bf16 vision at 224 read 60 ms instead of 35). 50 ms lets them park.
+CPU_SETTLE_S = 0.05
+
+
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device) -> dict[str, list]:
     """Times of each function over ``repeats`` rounds, A B C / C B A / ..., after ``warmup`` untimed rounds."""
     names, times = list(fns), {name: [] for name in fns}
     for round_ in range(warmup + repeats):
         for name in names if round_ % 2 == 0 else names[::-1]:
+            if device.type == "cpu":
+                time.sleep(CPU_SETTLE_S)
             seconds = time_once(fns[name], device)
             if round_ >= warmup:
                 times[name].append(seconds)
