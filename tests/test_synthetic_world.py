@@ -228,7 +228,8 @@ def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
     """tools/research/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
     all-background baseline of the same held-out set."""
     cmd = [sys.executable, str(ROOT / "tools/research/sweep_synthetic.py"), "--data", str(tiny_world), "--work-dir",
-           str(tmp_path), "--every", "2", "--seeds", "3", "--minutes", "0", "--cfg-options", "train.max_steps=4"]  # fmt: skip
+           str(tmp_path), "--every", "2", "--seeds", "3", "--minutes", "0",
+           "--cfg-options", "train.max_steps=4"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sweep = json.loads((tmp_path / "sweep.json").read_text())

@@ -154,6 +154,25 @@ def test_voc_end_to_end(tmp_path, checkpoint):
     assert "Config:" in log.read_text() and "per class results" in log.read_text()
 
 
+def test_back_to_back_evaluations_in_one_process(tmp_path, checkpoint, monkeypatch):
+    """As quickstart and the sweep run it: main() again and again in one process, each with its stdout sent to a log
+    file closed afterwards. Runs starting within one second used to share mmengine's logger (named after the second),
+    whose console stream was the previous run's closed file."""
+    import contextlib
+
+    gts = make_voc(tmp_path, np.random.default_rng(0))
+    monkeypatch.chdir(tmp_path)
+    tool = load_tool("test")
+    scores = []
+    for run in range(3):
+        argv = [str(REPO / "configs/zeroshot/groupvit_voc.py"), checkpoint, "--out", f"pred{run}", "--cfg-options",
+                *SMALL]  # fmt: skip
+        with open(tmp_path / f"run{run}.log", "w") as log, contextlib.redirect_stdout(log):
+            assert tool.main(argv) == 0
+        scores.append(printed_miou((tmp_path / f"run{run}.log").read_text()))
+    assert scores[0] == scores[1] == scores[2] == numpy_miou(tmp_path / "pred2", gts, 21)
+
+
 def test_context_end_to_end_with_bg_thresh(tmp_path, checkpoint):
     gts = make_context(tmp_path, np.random.default_rng(1))
     result = run_test_tool(tmp_path, str(REPO / "configs/zeroshot/groupvit_context.py"), checkpoint, "--out", "pred",

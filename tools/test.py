@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -68,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+_RUNS = itertools.count()  # evaluations started in this process
+
+
 def build_config(args: argparse.Namespace) -> Config:
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.models.load import load_model, resolve_checkpoint
@@ -88,6 +92,12 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir
+    if not cfg.get("experiment_name"):
+        # mmengine names its logger and visualizer after the config and the second the run starts, and hands a later
+        # run of the same name the earlier one's instances: two evaluations in one process within a second would
+        # share a logger whose console stream the first one closed
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        cfg.experiment_name = f"{osp.splitext(osp.basename(args.config))[0]}_{stamp}_{next(_RUNS)}"
     if not osp.lexists(args.checkpoint):
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
     checkpoint = resolve_checkpoint(args.checkpoint)  # a run's `latest` pointer or work dir: its latest checkpoint
