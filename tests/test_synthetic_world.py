@@ -224,6 +224,7 @@ def test_quickstart_runs_the_main_job_end_to_end(tiny_world, tmp_path):
         assert figure.width >= 5 * 32 * 4 and figure.height >= 6 * 32 * 4  # 5 columns, 6 rows, 4x upscaled
 
 
+@pytest.mark.slow
 def test_sweep_measures_the_learning_curve(tiny_world, tmp_path):
     """tools/research/sweep_synthetic.py: one point per kept checkpoint, both vocabularies, the untrained model and the
     all-background baseline of the same held-out set."""
