@@ -90,14 +90,14 @@ def build_config(args: argparse.Namespace) -> Config:
         apply_protocol(cfg, args.protocol)  # before --cfg-options, so that explicit overrides win
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    default_work_dir = osp.join("work_dirs", osp.splitext(osp.basename(args.config))[0])
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir
+    config_name = osp.splitext(osp.basename(args.config))[0]
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join("work_dirs", config_name)
     if not cfg.get("experiment_name"):
         # mmengine names its logger and visualizer after the config and the second the run starts, and hands a later
         # run of the same name the earlier one's instances: two evaluations in one process within a second would
         # share a logger whose console stream the first one closed
         stamp = time.strftime("%Y%m%d_%H%M%S")
-        cfg.experiment_name = f"{osp.splitext(osp.basename(args.config))[0]}_{stamp}_{next(_RUNS)}"
+        cfg.experiment_name = f"{config_name}_{stamp}_{next(_RUNS)}"
     if not osp.lexists(args.checkpoint):
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
     checkpoint = resolve_checkpoint(args.checkpoint)  # a run's `latest` pointer or work dir: its latest checkpoint

@@ -10,7 +10,7 @@ test_dataloader = dict(
     batch_size=1,
     num_workers=2,
     # one epoch: persistent workers buy nothing and, left alive, cost ~10 s each time a finished run's loader is
-    # garbage-collected in a process that evaluates again (sweeps, tools/benchmark_table.py, the tests)
+    # garbage-collected in a process that evaluates again (the quickstart, sweeps, the tests)
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(pipeline=test_pipeline))
