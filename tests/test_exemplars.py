@@ -236,7 +236,6 @@ def test_exemplar_vocabularies_through_tools_test(tiny_world, checkpoint, tmp_pa
         "--vocab", str(tiny_world / "support" / vocab),
         "--bg-thresh", "0.5", "--out", str(tmp_path / "pred"), "--work-dir", str(tmp_path / "work"),
         "--cfg-options", f"test_dataloader.dataset.data_root={val}", "test_dataloader.num_workers=0",
-        "test_dataloader.persistent_workers=False",
     ])  # fmt: skip
     out = capsys.readouterr()
     assert code == 0, out.err[-2000:]

@@ -60,7 +60,7 @@ def world_val(tmp_path) -> Path:
 
 def eval_args(val: Path, work: Path) -> list[str]:
     return ["--work-dir", str(work), "--cfg-options", f"test_dataloader.dataset.data_root={val}",
-            "test_dataloader.num_workers=0", "test_dataloader.persistent_workers=False"]  # fmt: skip
+            "test_dataloader.num_workers=0"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """tools/test.py end to end on tiny VOC / Context / COCO-Object layouts (as a user runs it), its errors, and
 tools/convert_coco_object.py. The printed mIoU is checked against numpy over the written PNGs and the ground truth."""
+import contextlib
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ from groupseg.zeroshot import COCO_OBJECT_CLASSES
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [  # short side 64, crops 32 / stride 16, no dataloader workers: seconds instead of minutes
     "test_dataloader.dataset.pipeline.1.scale=(2048,64)", "model.test_cfg.crop_size=(32,32)",
-    "model.test_cfg.stride=(16,16)", "test_dataloader.num_workers=0", "test_dataloader.persistent_workers=False",
+    "model.test_cfg.stride=(16,16)", "test_dataloader.num_workers=0",
 ]  # fmt: skip
 SIZES = [(40, 60), (52, 38), (44, 44)]
 
@@ -158,8 +159,6 @@ def test_back_to_back_evaluations_in_one_process(tmp_path, checkpoint, monkeypat
     """As quickstart and the sweep run it: main() again and again in one process, each with its stdout sent to a log
     file closed afterwards. Runs starting within one second used to share mmengine's logger (named after the second),
     whose console stream was the previous run's closed file."""
-    import contextlib
-
     gts = make_voc(tmp_path, np.random.default_rng(0))
     monkeypatch.chdir(tmp_path)
     tool = load_tool("test")
