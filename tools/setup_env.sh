@@ -9,7 +9,7 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "[setup] creating $VENV and installing requirements (3–6 minutes on a fresh 2-core machine, once)" >&2
+echo "[setup] creating $VENV and installing requirements (2–6 minutes on a fresh 2-core machine, once)" >&2
 python3 -m venv "$VENV"
 quiet() { "$@" 2>&1 | { grep -v "^WARNING: Location" || true; } >&2; }  # the local mirror's noise
 quiet "$VENV/bin/pip" install -q -r requirements.txt
