@@ -1,5 +1,6 @@
-"""The speed paths compute what the plain paths compute: bf16 CPU attention, the text tower's attention, bf16
-inference with pre-cast weights (assignments and embeddings still fp32), and the compiled segmentor."""
+"""The speed paths compute what the plain paths compute: bf16 CPU attention, the text tower's attention, the
+grouping block's folded projections, bf16 inference with pre-cast weights (assignments and embeddings still fp32),
+and the compiled segmentor."""
 import copy
 import shutil
 
@@ -9,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from groupseg.models.layers import BF16_CPU_CHUNK_FROM, attention
+from groupseg.models.grouping import AssignAttention
+from groupseg.models.layers import BF16_CPU_CHUNK_FROM, CrossAttention, _split_heads, attention, merge_heads
 from groupseg.models.precision import cast_matmul_weights_
 from groupseg.models.text import TextSelfAttention
 from groupseg.zeroshot import GroupViTSegmentor
@@ -61,6 +63,34 @@ def test_text_self_attention_is_the_multihead_attention_it_replaces():
 @pytest.fixture(scope="module")
 def model(sharp_tiny_model):
     return sharp_tiny_model
+
+
+@pytest.mark.parametrize("heads, groups, tokens, dim", [(3, 4, 256, 96), (6, 8, 64, 384), (6, 64, 196, 384)])
+def test_grouping_attention_with_folded_projections_is_the_textbook_one(heads, groups, tokens, dim):
+    """Cross-attention and the assignment fold k_proj into the group queries and apply v_proj after pooling (when
+    that is cheaper; the last case is GroupViT-S's first stage, which keeps the plain path): the same outputs and
+    gradients as projecting every token, biases included (float64, so only the algebra is compared)."""
+    torch.manual_seed(0)
+    cross = CrossAttention(dim, heads).double()
+    assign = AssignAttention(dim, gumbel=False).double()
+    for layer in (cross.k_proj, cross.v_proj, assign.k_proj, assign.v_proj):
+        nn.init.normal_(layer.bias)  # non-zero biases: the folding must carry them
+    query = torch.randn(2, groups, dim, dtype=torch.float64)
+    key = torch.randn(2, tokens, dim, dtype=torch.float64, requires_grad=True)
+
+    q = _split_heads(cross.q_proj(query), heads)
+    k, v = _split_heads(cross.k_proj(key), heads), _split_heads(cross.v_proj(key), heads)
+    expected = cross.proj(merge_heads(attention(q, k, v)))
+    torch.testing.assert_close(cross(query, key), expected, rtol=0, atol=1e-12)
+    (grad,) = torch.autograd.grad(cross(query, key).square().sum(), key)
+    torch.testing.assert_close(grad, torch.autograd.grad(expected.square().sum(), key)[0], rtol=0, atol=1e-10)
+
+    out, assignment = assign(query, key)
+    logits = assign.q_proj(query) @ assign.k_proj(key).transpose(-2, -1) * assign.scale
+    torch.testing.assert_close(assignment.soft, logits.softmax(dim=-2), rtol=0, atol=1e-12)
+    hard = F.one_hot(logits.argmax(dim=-2), groups).transpose(-2, -1).double()
+    weights = hard / (hard.sum(dim=-1, keepdim=True) + assign.assign_eps)
+    torch.testing.assert_close(out, assign.proj(weights @ assign.v_proj(key)), rtol=0, atol=1e-12)
 
 
 def test_cast_matmul_weights_leaves_norms_tables_and_assignment_logits_fp32(model):

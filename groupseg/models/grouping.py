@@ -60,8 +60,14 @@ class AssignAttention(nn.Module):
     def forward(self, groups: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, Assignment]:
         # The logits decide which group each token joins: under bf16 autocast they stay fp32 (q/k are ~1% of the
         # FLOPs), so argmax near-ties break as in fp32 and the soft assignments the zero-shot head chains stay fp32.
+        # k_proj is folded into the group queries and v_proj applied after pooling, so no D × D projection runs over
+        # the N tokens (G ≪ N: ~N/G fewer FLOPs there); exact up to rounding, the biases included.
         with torch.autocast(tokens.device.type, enabled=False):
-            logits = _linear_fp32(self.q_proj, groups) @ _linear_fp32(self.k_proj, tokens).transpose(-2, -1)
+            q = _linear_fp32(self.q_proj, groups)
+            k_weight = self.k_proj.weight.to(q.dtype)
+            logits = (q @ k_weight) @ tokens.to(q.dtype).transpose(-2, -1)
+            if self.k_proj.bias is not None:
+                logits = logits + (q @ self.k_proj.bias.to(q.dtype)).unsqueeze(-1)
             logits = logits * self.scale  # [B, G, N]
         soft = logits.softmax(dim=-2)
         if self.training and self.gumbel:
@@ -69,7 +75,10 @@ class AssignAttention(nn.Module):
         else:
             hard = _one_hot_straight_through(soft, dim=-2)
         weights = hard / (hard.sum(dim=-1, keepdim=True) + self.assign_eps)  # mean over assigned tokens, damped
-        out = self.proj(weights @ self.v_proj(tokens))
+        out = F.linear(weights @ tokens, self.v_proj.weight)
+        if self.v_proj.bias is not None:
+            out = out + weights.sum(dim=-1, keepdim=True) * self.v_proj.bias
+        out = self.proj(out)
         return out, Assignment(hard=hard, soft=soft)
 
 

@@ -97,10 +97,31 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        q = _split_heads(self.q_proj(query), self.num_heads)
-        k = _split_heads(self.k_proj(key), self.num_heads)
-        v = _split_heads(self.v_proj(key), self.num_heads)
-        return self.proj(merge_heads(attention(q, k, v)))
+        batch, queries, dim = query.shape
+        heads, keys = self.num_heads, key.shape[1]
+        q = _split_heads(self.q_proj(query), heads)
+        if 2 * (heads * queries * keys + queries * dim) > keys * dim + queries * keys:  # see _attend_unprojected
+            k = _split_heads(self.k_proj(key), heads)
+            v = _split_heads(self.v_proj(key), heads)
+            return self.proj(merge_heads(attention(q, k, v)))
+        return self.proj(merge_heads(self._attend_unprojected(q, key)))
+
+    def _attend_unprojected(self, q: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """The same attention with k_proj folded into the queries and v_proj applied after pooling, so that no
+        D × D projection runs over the keys: a few group tokens over many image tokens costs ~H·G·N·D instead of
+        ~N·D² (the synthetic recipe's 4 groups over 256 patches: ~7× fewer FLOPs). Exact: the key bias adds a
+        constant per query row (cancels in the softmax) and attention rows sum to 1 (the value bias passes through).
+        Used where it at least halves the cost."""
+        batch, heads, queries, head_dim = q.shape
+        dim = key.shape[-1]
+        q_in = (q @ self.k_proj.weight.view(heads, head_dim, dim)).reshape(batch, heads * queries, dim)
+        weights = ((q_in @ key.transpose(-2, -1)) * head_dim**-0.5).softmax(dim=-1)  # [B, H·G, N]
+        pooled = (weights @ key).view(batch, heads, queries, dim)
+        v_weight = self.v_proj.weight.view(heads, head_dim, dim).transpose(-2, -1)  # [H, D, dh]
+        out = pooled @ v_weight
+        if self.v_proj.bias is not None:
+            out = out + self.v_proj.bias.view(heads, 1, head_dim)
+        return out
 
 
 class AttnBlock(nn.Module):

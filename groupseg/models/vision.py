@@ -60,9 +60,20 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        x = self.proj(images)
-        grid = (x.shape[2], x.shape[3])
-        return self.norm(x.flatten(2).transpose(1, 2)), grid
+        (kernel, _), (stride, _) = self.proj.kernel_size, self.proj.stride
+        batch, channels, height, width = images.shape
+        # overlapping or ragged patches, and ONNX export (whose graph must not bake in this image's size): the conv
+        if kernel != stride or height % stride or width % stride or torch.onnx.is_in_onnx_export():
+            x = self.proj(images)
+            grid = (x.shape[2], x.shape[3])
+            return self.norm(x.flatten(2).transpose(1, 2)), grid
+        # Non-overlapping patches are one matmul over the flattened patches, with the convolution's own weight: the
+        # tokens come out contiguous (no copy before the LayerNorm) and, at the synthetic world's 2 px patches, the
+        # forward and backward cost a fifth of the convolution's on a CPU.
+        grid = (height // stride, width // stride)
+        patches = images.reshape(batch, channels, grid[0], stride, grid[1], stride).permute(0, 2, 4, 1, 3, 5)
+        x = F.linear(patches.reshape(batch, grid[0] * grid[1], -1), self.proj.weight.flatten(1), self.proj.bias)
+        return self.norm(x), grid
 
 
 class GroupingStage(nn.Module):
