@@ -46,8 +46,13 @@ def test_noun_phrases_keep_the_adjectives_before_each_noun():
     # a non-adjective between breaks the phrase; the same noun with different adjectives is two phrases
     assert rule("a red and blue ball, a blue ball") == ["blue ball"]
     assert rule("a red cup, a blue cup, a cup") == ["red cup", "blue cup", "cup"]
-    # without phrases the same captions give the plain nouns
+    # without phrases the same captions give the plain nouns; with "both", each phrase then its noun alone
     assert NounExtractor()("Two bright red circles and a wooden box") == ["circle", "box"]
+    assert NounExtractor(phrases="both")("Two bright red circles, a box and a wooden box") == [
+        "bright red circle", "circle", "box", "wooden box"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="phrases must be"):
+        NounExtractor(phrases="all")
 
 
 def test_pipeline_without_pos_is_refused():
@@ -138,10 +143,10 @@ def test_all_templates_and_nouns_get_used():
     assert used_templates == set(range(80)) and used_nouns == set(nouns)
 
 
-@pytest.mark.parametrize("phrases", [False, True])
+@pytest.mark.parametrize("phrases", [False, True, "both"])
 def test_training_loader_prompts_nouns_or_noun_phrases(tmp_path, phrases):
     """``data.noun_phrases`` reaches the batches tools/train.py trains on: each prompt wraps a noun, or with the
-    option the adjective–noun phrase, of its own caption."""
+    option the adjective–noun phrase (or, with "both", either), of its own caption."""
     from groupseg.engine.config import training_config
     from groupseg.engine.distributed import DistInfo
     from groupseg.engine.trainer import build_loader
@@ -157,11 +162,18 @@ def test_training_loader_prompts_nouns_or_noun_phrases(tmp_path, phrases):
                                loss=dict(multi_label_weight=1.0), optimizer=dict(lr=1e-3),
                                train=dict(seed=0, max_steps=1)))  # fmt: skip
     batch = next(iter(build_loader(cfg, DistInfo(0, 1, 0), 0, 0, 24, 1)))
-    if phrases:
+    if phrases == "both":
+        words = {captions[0]: ["red circle", "circle", "blue square", "square"],
+                 captions[1]: ["green star", "star", "striped background", "background"]}  # fmt: skip
+    elif phrases:
         words = {captions[0]: ["red circle", "blue square"], captions[1]: ["green star", "striped background"]}
     else:
         words = {captions[0]: ["circle", "square"], captions[1]: ["star", "background"]}
+    bare = {tuple(tokenize(t(w), 24)[0].tolist()) for t in TEMPLATES for w in ["circle", "square", "star"]}
+    prompted_bare_nouns = 0
     for caption, tokens in zip(batch["captions"], batch["tokens"]):
         wanted = {tuple(tokenize(t(w), 24)[0].tolist()) for t in TEMPLATES for w in words[caption]}
         prompts = [tuple(row.tolist()) for row in tokens[1:]]
         assert all(p in wanted for p in prompts) and len(set(prompts)) == 2
+        prompted_bare_nouns += sum(p in bare for p in prompts)
+    assert (prompted_bare_nouns > 0) == (phrases is not True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
+from typing import Literal
 
 import spacy
 from spacy.language import Language
@@ -107,9 +108,13 @@ class NounExtractor:
     an object, so the multi-label loss must tell "a red circle" from "a red square" and "a blue circle" in one image,
     which an image embedding that merely averages its parts cannot do. Adjectives are tokens tagged ``ADJ`` (or a
     Penn ``JJ*`` tag); under the fallback rule, words of ``ADJECTIVES`` and participles ("striped").
+    ``phrases="both"`` gives each phrase followed by its bare noun ("bright red circle", "circle"): prompts then
+    also name the object alone, so an attribute that captions nearly always mention (colour) cannot stand in for it.
     """
 
-    def __init__(self, nlp: Language | None = None, phrases: bool = False):
+    def __init__(self, nlp: Language | None = None, phrases: bool | Literal["both"] = False):
+        if phrases not in (True, False, "both"):
+            raise ValueError(f"phrases must be True, False or 'both', got {phrases!r}")
         if nlp is not None:
             factories = {nlp.get_pipe_meta(name).factory for name in nlp.pipe_names}
             if not factories & POS_FACTORIES:
@@ -124,7 +129,7 @@ class NounExtractor:
         self.phrases = phrases
 
     @classmethod
-    def from_spacy(cls, model: str = DEFAULT_MODEL, phrases: bool = False) -> "NounExtractor":
+    def from_spacy(cls, model: str = DEFAULT_MODEL, phrases: bool | Literal["both"] = False) -> "NounExtractor":
         """The trained pipeline ``model`` (parser and NER excluded: not needed), or the fallback rule if absent."""
         try:
             nlp = spacy.load(model, exclude=["parser", "ner", "senter"])
@@ -138,7 +143,10 @@ class NounExtractor:
         for tok in self.nlp(caption):
             noun = self._noun(tok)
             if noun is not None and len(noun) >= 2:
-                words.append(" ".join([*modifiers, noun]) if self.phrases else noun)
+                if self.phrases and modifiers:
+                    words.append(" ".join([*modifiers, noun]))
+                if not self.phrases or not modifiers or self.phrases == "both":
+                    words.append(noun)
                 modifiers = []
             elif self.phrases and self._adjective(tok):
                 modifiers.append(tok.lower_)
@@ -168,7 +176,8 @@ class NounExtractor:
 
     def __repr__(self) -> str:
         kind = f"spaCy {self.nlp.meta.get('name', '?')} {self.nlp.pipe_names}" if self.tagged else "fallback rule"
-        return f"NounExtractor({kind}{', phrases' if self.phrases else ''})"
+        mode = {True: ", phrases", "both": ", phrases and nouns"}.get(self.phrases, "")
+        return f"NounExtractor({kind}{mode})"
 
 
 _warned: set[str] = set()
@@ -187,6 +196,6 @@ def _warn_missing_model(model: str) -> None:
 
 
 @lru_cache(maxsize=None)
-def default_noun_extractor(phrases: bool = False) -> NounExtractor:
+def default_noun_extractor(phrases: bool | Literal["both"] = False) -> NounExtractor:
     """The process-wide default: ``en_core_web_sm`` if installed, else the fallback rule (warned once)."""
     return NounExtractor.from_spacy(DEFAULT_MODEL, phrases)

@@ -25,7 +25,9 @@ class DataConfig:
     image_size: int = option(ge=1)  # training crops are image_size x image_size
     samples_per_epoch: Union[int, None] = option(None, ge=1)  # None: counted from the shards (_stats.json or a scan)
     num_prompts: int = option(3, ge=0)  # noun prompts per caption for the multi-label loss
-    noun_phrases: bool = False  # prompts wrap adjective-noun phrases ("red circle") instead of nouns ("circle")
+    # prompts wrap nouns ("circle"), adjective-noun phrases ("red circle"; True) or both ("both": each phrase, then
+    # its noun alone)
+    noun_phrases: Union[bool, Literal["both"]] = False
     augment: Union[str, dict] = "reference"  # a preset name, or dict(base=preset, **overrides) (data/pairs.py)
     num_workers: int = option(2, ge=0)  # DataLoader worker processes per rank
     # noun extraction: "spacy" = en_core_web_sm where installed, else the rule (warned); "rule" = the rule everywhere
