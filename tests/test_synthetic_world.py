@@ -72,7 +72,8 @@ def test_scenes_vary_and_masks_match_the_objects():
             sel = scene.colour_mask == 1 + world.colours.index(s.colour)
             if sel.sum() >= 30:
                 pixels = scene.image[sel].reshape(-1, 3).astype(float)
-                light = pixels[pixels.sum(1) >= np.median(pixels.sum(1))]  # the light tone of a patterned fill
+                # the light tone of a patterned fill (a quarter of the pixels for the "holes" pattern)
+                light = pixels[pixels.sum(1) >= np.quantile(pixels.sum(1), 0.75)]
                 assert np.abs(light.mean(0) - COLOURS[s.colour]).max() < 60
         kinds |= {s.kind for s in scene.shapes}
         colours |= {s.colour for s in scene.shapes}
@@ -107,6 +108,26 @@ def test_config_is_checked():
         WorldConfig(kinds=("circle", "dragon"))
     with pytest.raises(ValueError, match="num_objects"):
         WorldConfig(num_objects=(0.5, 0.2))
+    with pytest.raises(ValueError, match="pattern_frame must be one of 'pixel', 'object'"):
+        WorldConfig(pattern_frame="grid")
+
+
+@pytest.mark.parametrize("frame", ["pixel", "object"])
+def test_kinds_carry_their_pattern(frame):
+    """Pixel-grid patterns are whole in every 2 x 2 patch: a square's "rows" differ between its two rows of a patch
+    and not within a row; the older object-frame patterns turn with the object (no such grid structure)."""
+    world = WorldConfig(image_size=48, kinds=("square",), colours=("blue",), num_objects=(1.0,), pattern_frame=frame)
+    row_contrast, column_contrast = [], []
+    for i in range(20):
+        scene = render(scene_rng(0, "train", i), world)
+        luma = scene.image.astype(float).sum(-1)
+        inside = scene.kind_mask > 0
+        both_rows = inside[:-1] & inside[1:]
+        both_columns = inside[:, :-1] & inside[:, 1:]
+        row_contrast.append(np.abs(np.diff(luma, axis=0))[both_rows].mean())
+        column_contrast.append(np.abs(np.diff(luma, axis=1))[both_columns].mean())
+    ratio = np.median(row_contrast) / np.median(column_contrast)
+    assert ratio > 3 if frame == "pixel" else ratio < 2
 
 
 def test_shards_are_read_by_the_training_loader(tmp_path):

@@ -1,9 +1,9 @@
 # A small GroupViT trained on the synthetic world (tools/make_synthetic.py) on 2 CPU cores, with the same
 # tools/train.py, losses and data pipeline as the real recipes. 32 px images, 2 px patches (16 x 16 tokens), a single
 # grouping stage of 4 groups straight on the patch tokens (no block before or after it: local tokens), a one-layer
-# text tower (captions are short and simple), noun-phrase prompts ("a photo of a red circle."), and two deviations
-# from the reference (docs/synthetic_world.md): segments hold only their own tokens (group_token_residual=False) and
-# the multi-label loss scores each prompt against its best segment. Precision is fp32 on every machine (not 'auto'),
+# text tower (captions are short and simple), prompts of noun phrases and of nouns alone ("a photo of a red circle.",
+# "a photo of a circle."), and two deviations from the reference (docs/synthetic_world.md): segments hold only their
+# own tokens (group_token_residual=False) and the multi-label loss scores each prompt against its best segment. Precision is fp32 on every machine (not 'auto'),
 # so that the main job trains the same model on CPUs with and without native bf16.
 model = dict(
     image_size=32, patch_size=2, vision_width=96, vision_depths=[0, 0], vision_heads=3,
@@ -16,7 +16,7 @@ data = dict(
     batch_size=128,
     image_size=32,
     num_prompts=3,
-    noun_phrases=True,
+    noun_phrases="both",  # each adjective-noun phrase ("red circle") and its noun alone ("circle"): docs/synthetic_world.md
     nouns="rule",  # groupseg's noun rule on every machine, with or without spaCy's en_core_web_sm: the same prompts
     augment=dict(base="light", scale=(1.0, 1.0), ratio=(1.0, 1.0)),  # flips only: crops would cut named objects
     # One loader worker beside one training thread: on a quiet 2-core machine two training threads without a worker

@@ -14,7 +14,7 @@ import tarfile
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -90,7 +90,11 @@ class WorldConfig:
     p_style_word: float = 0.1
     p_frame: float = 0.5  # the phrase list is wrapped in a frame ("a picture of ...", "... on a striped background")
     patterns: bool = True  # kinds carry their surface pattern (KIND_PATTERN); False: flat fills, outline only
-    pattern_period: float = 4.0  # pixels
+    # "pixel": each kind's pattern at a 2 px period on the pixel grid (KIND_PIXEL_PATTERN: rows, columns, checker,
+    # ...), whole inside any 2 x 2 patch whatever the object's angle; "object" (before 2026-12-02): KIND_PATTERN
+    # turning with the object at pattern_period
+    pattern_frame: Literal["pixel", "object"] = "pixel"
+    pattern_period: float = 4.0  # pixels (pattern_frame "object")
     supersample: int = 4  # shapes are drawn at this factor and box-filtered down: antialiased edges, exact coverage
 
     def __post_init__(self):
@@ -222,6 +226,23 @@ def _background(rng: np.random.Generator, size: int, textures: tuple[str, ...]) 
     return image, texture
 
 
+# The kinds' patterns on the pixel grid (pattern_frame "pixel"): period 2 px, so one 2 x 2 patch holds a whole
+# period whatever the object's position and angle, and flips keep each pattern what it is.
+KIND_PIXEL_PATTERN = {"circle": "solid", "square": "rows", "triangle": "dots", "star": "checker", "cross": "columns",
+                      "heart": "holes"}  # fmt: skip
+
+
+def _pixel_pattern(name: str, size: int, phase: tuple[int, int]) -> np.ndarray:
+    """A kind's 2-pixel pattern in [0, 1] (1 = darker tone), shifted by ``phase`` (rows, columns; 0 or 1 each)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    row, col = (yy + phase[0]) % 2, (xx + phase[1]) % 2
+    patterns = {"solid": 0 * row, "rows": row, "columns": col, "checker": (row + col) % 2, "dots": row * col,
+                "holes": 1 - row * col}  # fmt: skip
+    if name not in patterns:
+        raise ValueError(f"unknown pixel pattern {name!r}")
+    return patterns[name].astype(np.float32)
+
+
 def _pattern(
     name: str, cx: float, cy: float, angle: float, size: int, period: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -281,9 +302,11 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
         rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-20, 20, size=3)
         shading = 1 + rng.uniform(-0.15, 0.15) * (np.mgrid[0:size, 0:size][int(rng.integers(2))] / size - 0.5)
         if config.patterns:
-            shading = shading * (
-                1 - 0.45 * _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng)
-            )
+            if config.pattern_frame == "pixel":
+                pattern = _pixel_pattern(KIND_PIXEL_PATTERN[kind], size, tuple(rng.integers(2, size=2)))
+            else:
+                pattern = _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng)
+            shading = shading * (1 - 0.45 * pattern)
         fill = rgb * shading[..., None] + rng.normal(0, 5, size=(size, size, 3))
         image = image * (1 - cover[..., None]) + fill * cover[..., None]
         owner[inside] = len(placed)
