@@ -327,11 +327,12 @@ def test_segmentation_emerges_from_captions(tmp_path):
     """The mission in miniature: the synthetic recipe (configs/synthetic/groupvit_synthetic.py) trained with
     tools/train.py on image-caption pairs only, for a third of its schedule on a small world, segments the
     held-out set zero-shot clearly better than both baselines of the same run: all background, and the same model
-    untrained. Measured (tools/research/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) with the colours
-    vocabulary, the one that emerges within minutes (shape kinds do not yet). Seed 0 with this code scores 30.2
-    (what CI runs; deterministic); the same recipe and seed on an older floating-point path (2 torch threads instead
-    of 1) scored 48.8 and 52.9 on two worlds, so the score at 500 steps swings by ~20 points with rounding alone. The
-    margin is 10 points: untrained and all-background models score <= 11."""
+    untrained. Measured (tools/research/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) under both
+    vocabularies. Seed 0 with this code and world (2026-12-02, AMD EPYC Zen 3): colours 62.4, shapes 31.1, against
+    untrained 8.1 / 7.5 and all background 9.3 / 10.6. Rounding alone moves the 500-step score by ~20 points between
+    floating-point paths (earlier code: 30.2 on one path, 48.8 and 52.9 on another), so the margins are 10 points for
+    colours and 5 for shapes: untrained and all-background models score <= 11.5, and the previous recipe's full
+    schedule reached only 11-15 on shapes."""
     data = tmp_path / "world"
     made = subprocess.run([sys.executable, "tools/make_synthetic.py", str(data), "--train", "8000", "--val", "100",
                            "--shard-size", "4000"], capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
@@ -345,7 +346,8 @@ def test_segmentation_emerges_from_captions(tmp_path):
     sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     run = sweep["runs"]["0"]
     assert [point["step"] for point in run["curve"]] == [EMERGENCE_STEPS]
-    trained, untrained = run["curve"][-1]["colours"], run["untrained"]["colours"]
-    background = sweep["baselines"]["all_background"]["colours"]
-    print(f"colours mIoU: trained {trained:.1f}, untrained {untrained:.1f}, all background {background:.1f}")
-    assert trained >= max(untrained, background) + 10
+    for vocab, margin in (("colours", 10), ("shapes", 5)):
+        trained, untrained = run["curve"][-1][vocab], run["untrained"][vocab]
+        background = sweep["baselines"]["all_background"][vocab]
+        print(f"{vocab} mIoU: trained {trained:.1f}, untrained {untrained:.1f}, all background {background:.1f}")
+        assert trained >= max(untrained, background) + margin, vocab
