@@ -110,12 +110,16 @@ class CrossAttention(nn.Module):
         """The same attention with k_proj folded into the queries and v_proj applied after pooling, so that no
         D × D projection runs over the keys: a few group tokens over many image tokens costs ~H·G·N·D instead of
         ~N·D² (the synthetic recipe's 4 groups over 256 patches: ~7× fewer FLOPs). Exact: the key bias adds a
-        constant per query row (cancels in the softmax) and attention rows sum to 1 (the value bias passes through).
+        constant per query row (it cancels in the softmax but is kept, so that every parameter stays in the graph, as
+        DistributedDataParallel requires) and attention rows sum to 1 (the value bias passes through).
         Used where it at least halves the cost."""
         batch, heads, queries, head_dim = q.shape
         dim = key.shape[-1]
         q_in = (q @ self.k_proj.weight.view(heads, head_dim, dim)).reshape(batch, heads * queries, dim)
-        weights = ((q_in @ key.transpose(-2, -1)) * head_dim**-0.5).softmax(dim=-1)  # [B, H·G, N]
+        scores = q_in @ key.transpose(-2, -1)
+        if self.k_proj.bias is not None:
+            scores = scores + (q @ self.k_proj.bias.view(heads, head_dim, 1)).reshape(batch, heads * queries, 1)
+        weights = (scores * head_dim**-0.5).softmax(dim=-1)  # [B, H·G, N]
         pooled = (weights @ key).view(batch, heads, queries, dim)
         v_weight = self.v_proj.weight.view(heads, head_dim, dim).transpose(-2, -1)  # [H, D, dh]
         out = pooled @ v_weight
