@@ -3,8 +3,9 @@
 # grouping stage of 4 groups straight on the patch tokens (no block before or after it: local tokens), a one-layer
 # text tower (captions are short and simple), prompts of noun phrases and of nouns alone ("a photo of a red circle.",
 # "a photo of a circle."), and two deviations from the reference (docs/synthetic_world.md): segments hold only their
-# own tokens (group_token_residual=False) and the multi-label loss scores each prompt against its best segment. Precision is fp32 on every machine (not 'auto'),
-# so that the main job trains the same model on CPUs with and without native bf16.
+# own tokens (group_token_residual=False) and the multi-label loss scores each prompt against its best segment.
+# Precision is fp32 on every machine (not 'auto'), so that the main job trains the same model on CPUs with and without
+# native bf16.
 model = dict(
     image_size=32, patch_size=2, vision_width=96, vision_depths=[0, 0], vision_heads=3,
     num_group_tokens=[4, 0], num_output_groups=[4], drop_path_rate=0.0, group_token_residual=False,
@@ -16,7 +17,7 @@ data = dict(
     batch_size=128,
     image_size=32,
     num_prompts=3,
-    noun_phrases="both",  # each adjective-noun phrase ("red circle") and its noun alone ("circle"): docs/synthetic_world.md
+    noun_phrases="both",  # each adjective-noun phrase ("red circle"), then its noun alone ("circle")
     nouns="rule",  # groupseg's noun rule on every machine, with or without spaCy's en_core_web_sm: the same prompts
     augment=dict(base="light", scale=(1.0, 1.0), ratio=(1.0, 1.0)),  # flips only: crops would cut named objects
     # One loader worker beside one training thread: on a quiet 2-core machine two training threads without a worker
