@@ -329,7 +329,8 @@ def test_segmentation_emerges_from_captions(tmp_path):
     held-out set zero-shot clearly better than both baselines of the same run: all background, and the same model
     untrained. Measured (tools/research/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) under both
     vocabularies. Seed 0 with this code and world (2026-12-02, AMD EPYC Zen 3): colours 69.2, shapes 32.5 (62.4 /
-    31.1 before a rounding-level change), against untrained 8.1 / 7.5 and all background 9.3 / 10.6. Rounding alone moves the 500-step score by ~20 points between
+    31.1 before a rounding-level change), against untrained 8.1 / 7.5 and all background 9.3 / 10.6. Rounding
+    alone moves the 500-step score by ~20 points between
     floating-point paths (earlier code: 30.2 on one path, 48.8 and 52.9 on another), so the margins are 10 points for
     colours and 5 for shapes: untrained and all-background models score <= 11.5, and the previous recipe's full
     schedule reached only 11-15 on shapes."""
