@@ -97,7 +97,7 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        batch, queries, dim = query.shape
+        queries, dim = query.shape[1:]
         heads, keys = self.num_heads, key.shape[1]
         q = _split_heads(self.q_proj(query), heads)
         if 2 * (heads * queries * keys + queries * dim) > keys * dim + queries * keys:  # see _attend_unprojected

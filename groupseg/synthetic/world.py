@@ -89,7 +89,7 @@ class WorldConfig:
     p_size_word: float = 0.2
     p_style_word: float = 0.1
     p_frame: float = 0.5  # the phrase list is wrapped in a frame ("a picture of ...", "... on a striped background")
-    patterns: bool = True  # kinds carry their surface pattern (KIND_PATTERN); False: flat fills, outline only
+    patterns: bool = True  # kinds carry their surface pattern (see pattern_frame); False: flat fills, outline only
     # "pixel": each kind's pattern at a 2 px period on the pixel grid (KIND_PIXEL_PATTERN: rows, columns, checker,
     # ...), whole inside any 2 x 2 patch whatever the object's angle; "object" (before 2026-12-02): KIND_PATTERN
     # turning with the object at pattern_period
