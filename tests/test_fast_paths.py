@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import groupseg
+
 from groupseg.models.grouping import AssignAttention
 from groupseg.models.layers import BF16_CPU_CHUNK_FROM, CrossAttention, _split_heads, attention, merge_heads
 from groupseg.models.precision import cast_matmul_weights_
@@ -91,6 +93,27 @@ def test_grouping_attention_with_folded_projections_is_the_textbook_one(heads, g
     hard = F.one_hot(logits.argmax(dim=-2), groups).transpose(-2, -1).double()
     weights = hard / (hard.sum(dim=-1, keepdim=True) + assign.assign_eps)
     torch.testing.assert_close(out, assign.proj(weights @ assign.v_proj(key)), rtol=0, atol=1e-12)
+
+
+def test_text_tower_encodes_each_distinct_text_once_at_its_bucket_length():
+    """A training batch's texts (repeated prompts, short prompts beside long captions) through encode_text, which
+    encodes each distinct text once and cuts padding per length bucket: the same embeddings and gradients, in
+    training mode (the projection's BatchNorm sees every row), as the whole batch at full context length."""
+    torch.manual_seed(0)
+    config = groupseg.build_config("groupvit-tiny", text_width=32, text_layers=2, text_heads=2, context_length=24,
+                                   embed_dim=16, proj_hidden_dim=32)  # fmt: skip
+    model = groupseg.GroupViT(config).double().train()
+    captions = ["a red circle beside a blue square on a grey ground", "two green stars", "a dog on a sofa by a window"]
+    prompts = ["a photo of a circle.", "a photo of a red circle.", "a photo of a circle.", "a photo of a star."]
+    tokens = groupseg.tokenize(captions + prompts + prompts[:2], context_length=24).view(3, 3, 24)
+
+    got = model.encode_text(tokens, normalize=False)
+    got_grads = torch.autograd.grad(got.square().sum(), list(model.text_encoder.parameters()))
+    expected = model.text_projector(model.text_encoder(tokens.view(-1, 24))).view(3, 3, -1)
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(model.text_encoder.parameters()))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    for g, e in zip(got_grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-10)
 
 
 def test_cast_matmul_weights_leaves_norms_tables_and_assignment_logits_fp32(model):

@@ -164,13 +164,30 @@ class GroupViT(nn.Module):
                 f"{self.config.context_length}; "
                 "use groupseg.tokenize(texts, context_length=model.config.context_length)"
             )
-        flat = tokens.reshape(-1, tokens.shape[-1])
-        # Causal attention: the padding after a text's end token never reaches the end token the tower pools, so
-        # the batch is cut after its longest text (the same embeddings; captions are often far shorter than L).
-        flat = flat[:, : int((flat != 0).sum(1).max().clamp(min=1))] if flat.numel() else flat
-        embeds = self.text_projector(self.text_encoder(flat))
+        embeds = self.text_projector(self._encode_texts(tokens.reshape(-1, tokens.shape[-1])))
         embeds = embeds.reshape(*tokens.shape[:-1], embeds.shape[-1])
         return _normalize(embeds) if normalize else embeds
+
+    def _encode_texts(self, flat: torch.Tensor) -> torch.Tensor:
+        """The text tower over ``[N, L]`` token ids, each distinct text once and each no longer than it must be.
+
+        The tower sees one text at a time (causal attention, per-token norms, no dropout), so its output for a text
+        does not depend on the batch: identical texts (a batch's prompts repeat: "a photo of a dog.") are encoded
+        once and shared (their gradients add up, as they would over copies), and the padding after a text's end
+        token, which causal attention never lets reach the end token the tower pools, is cut per bucket of similar
+        lengths, not only after the batch's longest text (prompts are often half a caption's length). The same
+        embeddings; the batch-dependent projection head (BatchNorm) still sees every row."""
+        if not flat.numel():
+            return self.text_encoder(flat)
+        texts, inverse = torch.unique(flat, dim=0, return_inverse=True)
+        lengths = (texts != 0).sum(1).clamp(min=1)
+        lengths, order = lengths.sort()
+        # two buckets, split where the padded tokens are fewest (short prompts, long captions)
+        count, shorter = len(lengths), torch.arange(1, len(lengths) + 1, device=lengths.device)
+        split = int((shorter * lengths + (count - shorter) * lengths[-1]).argmin()) + 1  # texts in the short bucket
+        encoded = torch.cat([self.text_encoder(texts[order[start:end], : int(lengths[end - 1])])
+                             for start, end in ((0, split), (split, count)) if end > start])  # fmt: skip
+        return encoded[order.argsort()[inverse]]
 
     # -- temperatures -------------------------------------------------------------------------------------------
     def scale(self) -> torch.Tensor:
