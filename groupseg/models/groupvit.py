@@ -180,7 +180,7 @@ class GroupViT(nn.Module):
         if not flat.numel():
             return self.text_encoder(flat)
         texts, inverse = torch.unique(flat, dim=0, return_inverse=True)
-        lengths = (texts != 0).sum(1).clamp(min=1)
+        lengths = texts.argmax(1) + 1  # up to the end token, where the tower pools (id 0 is padding, and also "!")
         lengths, order = lengths.sort()
         # two buckets, split where the padded tokens are fewest (short prompts, long captions)
         count, shorter = len(lengths), torch.arange(1, len(lengths) + 1, device=lengths.device)
