@@ -24,8 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from .world import COLOURS, KIND_PATTERN, KIND_PIXEL_PATTERN, KIND_RADIUS, WorldConfig, _background, _coverage, _jpeg
-from .world import _pattern, _pixel_pattern
+from .world import COLOURS, KIND_RADIUS, WorldConfig, _background, _coverage, _jpeg, pattern_shading
 from .world import vocabularies
 
 VIDEO_STREAM = 10  # seeds clips apart from the image world's splits (world.SPLITS)
@@ -169,12 +168,8 @@ def render_frame(shapes: list[MovingShape], background: np.ndarray, t: int, rng:
         if not cover.any():
             continue
         shading = 1 + shape.shading * (np.mgrid[0:size, 0:size][shape.shading_axis] / size - 0.5)
-        if world.patterns and world.pattern_frame == "pixel":  # a fixed phase per object: no flicker between frames
-            phase = (shape.instance % 2, shape.instance // 2 % 2)
-            shading = shading * (1 - 0.45 * _pixel_pattern(KIND_PIXEL_PATTERN[shape.kind], size, phase))
-        elif world.patterns:
-            pattern = _pattern(KIND_PATTERN[shape.kind], cx, cy, angle, size, world.pattern_period, rng)
-            shading = shading * (1 - 0.45 * pattern)
+        phase = (shape.instance % 2, shape.instance // 2 % 2)  # fixed per object: no flicker between frames
+        shading = shading * pattern_shading(shape.kind, world, cx, cy, angle, rng, phase)
         fill = np.array(shape.rgb, np.float32) * shading[..., None] + rng.normal(0, 5, size=(size, size, 3))
         image = image * (1 - cover[..., None]) + fill * cover[..., None]
         instance[inside] = shape.instance

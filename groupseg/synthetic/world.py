@@ -266,6 +266,21 @@ def _pattern(
     raise ValueError(f"unknown pattern {name!r}")
 
 
+def pattern_shading(kind: str, config: WorldConfig, cx: float, cy: float, angle: float, rng: np.random.Generator,
+                    phase: tuple[int, int] | None = None) -> np.ndarray | float:  # fmt: skip
+    """The factor a kind's surface pattern puts on an object's fill: 1 - 0.45 on the pattern's darker tone (1 with
+    ``patterns`` off). On the pixel grid the pattern's phase is ``phase`` (a video keeps one per object, so it does
+    not flicker) or drawn from ``rng``; in the object's frame it turns with ``angle`` about (``cx``, ``cy``)."""
+    if not config.patterns:
+        return 1.0
+    if config.pattern_frame == "pixel":
+        phase = tuple(rng.integers(2, size=2)) if phase is None else phase
+        pattern = _pixel_pattern(KIND_PIXEL_PATTERN[kind], config.image_size, phase)
+    else:
+        pattern = _pattern(KIND_PATTERN[kind], cx, cy, angle, config.image_size, config.pattern_period, rng)
+    return 1 - 0.45 * pattern
+
+
 def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
     """Draw one scene; the label masks hold, per pixel, the topmost object covering at least half of it."""
     size, ss = config.image_size, config.supersample
@@ -301,12 +316,7 @@ def render(rng: np.random.Generator, config: WorldConfig) -> Scene:
             continue  # no room for this object
         rgb = np.array(COLOURS[colour], np.float32) + rng.uniform(-20, 20, size=3)
         shading = 1 + rng.uniform(-0.15, 0.15) * (np.mgrid[0:size, 0:size][int(rng.integers(2))] / size - 0.5)
-        if config.patterns:
-            if config.pattern_frame == "pixel":
-                pattern = _pixel_pattern(KIND_PIXEL_PATTERN[kind], size, tuple(rng.integers(2, size=2)))
-            else:
-                pattern = _pattern(KIND_PATTERN[kind], cx, cy, angle, size, config.pattern_period, rng)
-            shading = shading * (1 - 0.45 * pattern)
+        shading = shading * pattern_shading(kind, config, cx, cy, angle, rng)
         fill = rgb * shading[..., None] + rng.normal(0, 5, size=(size, size, 3))
         image = image * (1 - cover[..., None]) + fill * cover[..., None]
         owner[inside] = len(placed)
