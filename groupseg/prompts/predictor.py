@@ -184,8 +184,7 @@ class GroupPredictor:
         if points is not None or window is not None:
             candidates = self._geometric_candidates(points, labels, window)
             if text is not None:
-                candidates = [(mask, self._text_score(mask, text)) for mask, _ in candidates]
-                candidates.sort(key=lambda c: -c[1])
+                candidates = _best_first_unique([(mask, self._text_score(mask, text)) for mask, _ in candidates])
         else:
             candidates = self._text_candidates(text)
         if not multimask_output:
@@ -400,8 +399,10 @@ def _pieces(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _best_first_unique(candidates: list[tuple[np.ndarray, float]]) -> list[tuple[np.ndarray, float]]:
-    """Highest score first (ties keep the finer unit first); a mask equal to a better one is dropped."""
-    order = sorted(range(len(candidates)), key=lambda i: -candidates[i][1])
+    """Highest score first (ties keep the finer unit first); a mask equal to a better one is dropped. Scores are
+    compared to 5 decimals: a piece and its group share one embedding, and their text scores, computed apart, may
+    differ in the last float32 bit, which would otherwise order them differently from one CPU to another."""
+    order = sorted(range(len(candidates)), key=lambda i: -round(float(candidates[i][1]), 5))
     kept: list[tuple[np.ndarray, float]] = []
     for i in order:
         mask = candidates[i][0]
