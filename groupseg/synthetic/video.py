@@ -24,8 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from .world import COLOURS, KIND_RADIUS, WorldConfig, _background, _coverage, _jpeg, pattern_shading
-from .world import vocabularies
+from .world import COLOURS, KIND_RADIUS, WorldConfig, _background, _coverage, _jpeg, pattern_shading, vocabularies
 
 VIDEO_STREAM = 10  # seeds clips apart from the image world's splits (world.SPLITS)
 # the two ways of naming the objects: mask folder → (category file, vocabulary file)
