@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mmengine.config import Config
 from PIL import Image
 
 import groupseg  # noqa: F401  (compat shims before mmseg)
@@ -16,6 +17,7 @@ from groupseg.data.nouns import NounExtractor
 from groupseg.data.pairs import build_pair_loader, count_samples
 from groupseg.synthetic.world import (
     COLOURS,
+    EVAL_VOCABULARIES,
     KINDS,
     WorldConfig,
     all_background_miou,
@@ -174,6 +176,10 @@ def test_segmentation_set_is_a_voc_directory(tmp_path):
     assert classes.names == ("background", *WORLD.kinds) and classes.with_background
     assert len(parse_vocabulary(root / "synonyms.txt")) == len(classes)
     assert parse_vocabulary(root / "colours.txt").names[1:] == tuple(f"{c} shape" for c in WORLD.colours)
+    for vocab_file, masks, config in EVAL_VOCABULARIES.values():  # each evaluation config reads its own labels
+        cfg = Config.fromfile(ROOT / config)
+        assert tuple(cfg.model.vocabulary.classes) == parse_vocabulary(root / vocab_file).names
+        assert cfg.test_dataloader.dataset.data_prefix.seg_map_path == masks
 
 
 def test_all_background_baseline_is_what_iou_metric_scores(tmp_path):

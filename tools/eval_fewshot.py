@@ -56,7 +56,7 @@ def datasets(args: argparse.Namespace):
     from groupseg.data.few_shot import COCO20i, FSS1000, VOCLayout
 
     if args.dataset == "synthetic":
-        vocab, masks = EVAL_VOCABULARIES[args.labels]
+        vocab, masks, _ = EVAL_VOCABULARIES[args.labels]
         query = VOCLayout(osp.join(args.root, "val"), vocab, masks)
         support = VOCLayout(args.support or osp.join(args.root, "support"), vocab, masks)
         return support, query, None

@@ -31,7 +31,6 @@ from groupseg.synthetic.world import COLOURS, EVAL_VOCABULARIES, all_background_
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
-TEST_CONFIG = "configs/synthetic/zeroshot_synthetic.py"
 SHOWN_IMAGES = 6  # rows of side_by_side.png
 
 
@@ -59,9 +58,9 @@ def load_test_tool():
 
 def evaluate(test_tool, ckpt: Path, val: Path, vocab: str, work: Path, name: str, out_dir: Path | None) -> float:
     """tools/test.py in this process (no second start-up of torch and mmseg), its printed output kept in a log."""
-    vocab_file, masks = EVAL_VOCABULARIES[vocab]
+    vocab_file, masks, config = EVAL_VOCABULARIES[vocab]
     metrics = work / f"metrics_{name}.json"
-    argv = [TEST_CONFIG, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(metrics), "--work-dir",
+    argv = [config, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(metrics), "--work-dir",
             str(work / f"test_{name}"), *(["--out", str(out_dir)] if out_dir else []), "--cfg-options",
             f"test_dataloader.dataset.data_root={val}",
             f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"]  # fmt: skip
@@ -83,7 +82,7 @@ def write_side_by_side(val: Path, work: Path, path: Path) -> None:
     images = [np.asarray(Image.open(val / "JPEGImages" / f"{n}.jpg").convert("RGB")) for n in names]
     columns, legends = [], {}
     for vocab, pred_dir in (("shapes", work / "pred"), ("colours", work / "pred_colours")):
-        vocab_file, masks = EVAL_VOCABULARIES[vocab]
+        vocab_file, masks, _ = EVAL_VOCABULARIES[vocab]
         classes = parse_vocabulary(val / vocab_file).names
         palette = make_palette(len(classes))
         for i, label in enumerate(classes):  # colour names drawn in their own colour: readable at a glance

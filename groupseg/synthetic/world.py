@@ -454,10 +454,19 @@ def write_pairs(
     return shards
 
 
-# The two vocabularies the synthetic configs evaluate with: name → (vocabulary file in the val folder, mask folder).
+class EvalVocabulary(NamedTuple):
+    """One of the two ways the held-out set is evaluated: its vocabulary file (in the val folder), the folder of its
+    masks, and the mmseg config (relative to the repository) that evaluates it with its own background threshold."""
+
+    file: str
+    masks: str
+    config: str
+
+
 EVAL_VOCABULARIES = {
-    "shapes": ("classes.txt", "SegmentationClass"),
-    "colours": ("colours.txt", "SegmentationClassColour"),
+    "shapes": EvalVocabulary("classes.txt", "SegmentationClass", "configs/synthetic/zeroshot_synthetic.py"),
+    "colours": EvalVocabulary("colours.txt", "SegmentationClassColour",
+                              "configs/synthetic/zeroshot_synthetic_colours.py"),
 }
 
 
@@ -518,4 +527,4 @@ def all_background_baselines(val_dir: str | Path) -> dict[str, float]:
 
     val_dir = Path(val_dir)
     return {name: all_background_miou(val_dir / masks, len(parse_vocabulary(val_dir / vocab).names))
-            for name, (vocab, masks) in EVAL_VOCABULARIES.items()}  # fmt: skip
+            for name, (vocab, masks, _) in EVAL_VOCABULARIES.items()}  # fmt: skip

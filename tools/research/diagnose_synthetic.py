@@ -6,8 +6,8 @@
 
 For each checkpoint and vocabulary (``shapes``: classes.txt on SegmentationClass; ``colours``: colours.txt on
 SegmentationClassColour) prints one JSON line of the measures in ``groupseg.synthetic.diagnostics``: zero-shot mIoU
-(the same head and background rule as tools/test.py with configs/synthetic/zeroshot_synthetic.py, images whole at
-native size, computed in process), oracle mIoU of the final and first-stage groups, the largest group's share of
+(the same head and background rule as tools/test.py with the vocabulary's config in configs/synthetic/, images whole
+at native size, computed in process), oracle mIoU of the final and first-stage groups, the largest group's share of
 pixels, how often nearly pure groups and single-object images are recognised, and the mIoU with oracle background
 decisions or oracle classes.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help
 # groupseg.zeroshot.head.BG_SCORES, named here because that module loads torch (tests/test_tools_help.py checks that
 # they agree)
 BG_SCORES = ("probability", "cosine")
-TEST_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "zeroshot_synthetic.py"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_set(val: Path, masks: str, limit: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--data", default="data/synthetic/val", help="the held-out set (VOC layout)")
     parser.add_argument("--vocab", choices=sorted(VOCABS), nargs="+", default=sorted(VOCABS))
-    parser.add_argument("--bg-thresh", type=float)  # default: the test config's
+    parser.add_argument("--bg-thresh", type=float)  # default: each vocabulary's test config's
     parser.add_argument("--bg-score", choices=BG_SCORES)  # default: the test config's
     parser.add_argument("--limit", type=int, default=500, help="images to use")
     args = parser.parse_args()
@@ -62,24 +62,21 @@ def main() -> int:
     from groupseg.synthetic.diagnostics import diagnose
     from groupseg.zeroshot import GroupViTSegmentor, parse_vocabulary
 
-    test_cfg = Config.fromfile(TEST_CONFIG).model.test_cfg
-    if args.bg_thresh is None:
-        args.bg_thresh = test_cfg.bg_thresh
-    if args.bg_score is None:
-        args.bg_score = test_cfg.get("bg_score", BG_SCORES[0])
     val = Path(args.data)
     if not (val / "ImageSets" / "Segmentation" / "val.txt").is_file():
         sys.exit(f"diagnose_synthetic: no held-out set in {val} (run tools/make_synthetic.py first)")
-    sets = {v: load_set(val, VOCABS[v][1], args.limit) for v in args.vocab}
+    sets = {v: load_set(val, VOCABS[v].masks, args.limit) for v in args.vocab}
     for checkpoint in args.checkpoints:
         try:
             model = load_model(checkpoint).eval()
         except (CheckpointError, FileNotFoundError) as err:
             sys.exit(f"diagnose_synthetic: {err}")
         for vocab, (images, gts) in sets.items():
-            segmentor = GroupViTSegmentor(model=model, vocabulary=parse_vocabulary(val / VOCABS[vocab][0]),
-                                          test_cfg=dict(mode="whole", bg_thresh=args.bg_thresh,
-                                                        bg_score=args.bg_score))  # fmt: skip
+            test_cfg = Config.fromfile(REPO / VOCABS[vocab].config).model.test_cfg
+            bg_thresh = test_cfg.bg_thresh if args.bg_thresh is None else args.bg_thresh
+            bg_score = test_cfg.get("bg_score", BG_SCORES[0]) if args.bg_score is None else args.bg_score
+            segmentor = GroupViTSegmentor(model=model, vocabulary=parse_vocabulary(val / VOCABS[vocab].file),
+                                          test_cfg=dict(mode="whole", bg_thresh=bg_thresh, bg_score=bg_score))
             print(json.dumps({"checkpoint": checkpoint, "vocab": vocab, **diagnose(segmentor, images, gts)}),
                   flush=True)
     return 0

@@ -125,7 +125,7 @@ def main() -> int:
         write_segmentation(dev, args.images, WorldConfig(**world), seed=seed, split="dev")
     torch.set_grad_enabled(False)
     model = load_model(args.checkpoint).eval()
-    for label, (vocab, masks) in EVAL_VOCABULARIES.items():
+    for label, (vocab, masks, _) in EVAL_VOCABULARIES.items():
         query, support = VOCLayout(dev, vocab, masks), VOCLayout(support_dir, vocab, masks)
         names = (dev / "ImageSets" / "Segmentation" / "dev.txt").read_text().split()
         out, soft, groups = tower(model, query, names)

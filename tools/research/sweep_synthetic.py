@@ -26,7 +26,6 @@ from groupseg.synthetic.world import EVAL_VOCABULARIES as VOCABS, all_background
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIG = "configs/synthetic/groupvit_synthetic.py"
-TEST_CONFIG = "configs/synthetic/zeroshot_synthetic.py"
 
 
 def _load_test_tool():
@@ -38,9 +37,9 @@ def _load_test_tool():
 
 def evaluate(test_tool, ckpt: Path, val: Path, vocab: str, work_dir: Path) -> float:
     """mIoU of ``ckpt`` on the held-out set under one vocabulary, through tools/test.py (in this process)."""
-    vocab_file, masks = VOCABS[vocab]
+    vocab_file, masks, config = VOCABS[vocab]
     out = work_dir / f"{ckpt.name}_{vocab}.json"
-    argv = [TEST_CONFIG, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(out),
+    argv = [config, str(ckpt), "--vocab", str(val / vocab_file), "--json", str(out),
             "--work-dir", str(work_dir / "test"), "--cfg-options", f"test_dataloader.dataset.data_root={val}",
             f"test_dataloader.dataset.data_prefix.seg_map_path={masks}"]  # fmt: skip
     with redirect_stdout(StringIO()):
