@@ -334,9 +334,9 @@ def test_segmentation_emerges_from_captions(tmp_path):
     tools/train.py on image-caption pairs only, for a third of its schedule on a small world, segments the
     held-out set zero-shot clearly better than both baselines of the same run: all background, and the same model
     untrained. Measured (tools/research/sweep_synthetic.py: tools/test.py, mmseg's IoUMetric) under both
-    vocabularies. Seeds 0 / 1 / 2 with this code, world and recipe (lr 1e-3; 2026-12-02, AMD EPYC Zen 5 with native
-    bf16, training in fp32): colours 53.6 / 40.1 / 54.4, shapes 26.6 / 21.4 / 26.9, against untrained <= 10.4 and
-    all background 9.3 / 10.6. Rounding alone moves a 500-step score by up to ~20 points between floating-point
+    vocabularies. Seeds 0 / 1 / 2 with this code, world, recipe (lr 1e-3) and the per-vocabulary background
+    thresholds (2026-12-03, AMD EPYC Zen 4 with native bf16, training in fp32): colours 54.8 / 39.2 / 55.6, shapes
+    26.5 / 24.3 / 26.9, against untrained <= 10.4 and all background 9.3 / 10.6. Rounding alone moves a 500-step score by up to ~20 points between floating-point
     paths, so the margins are 10 points for colours and 5 for shapes: untrained and all-background models score
     <= 11.5, and the previous recipe's full schedule reached only 11-15 on shapes."""
     data = tmp_path / "world"
