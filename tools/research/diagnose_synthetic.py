@@ -66,17 +66,20 @@ def main() -> int:
     if not (val / "ImageSets" / "Segmentation" / "val.txt").is_file():
         sys.exit(f"diagnose_synthetic: no held-out set in {val} (run tools/make_synthetic.py first)")
     sets = {v: load_set(val, VOCABS[v].masks, args.limit) for v in args.vocab}
+    rules = {}  # per vocabulary: its config's background rule unless given on the command line
+    for vocab in args.vocab:
+        test_cfg = Config.fromfile(REPO / VOCABS[vocab].config).model.test_cfg
+        rules[vocab] = dict(mode="whole",
+                            bg_thresh=test_cfg.bg_thresh if args.bg_thresh is None else args.bg_thresh,
+                            bg_score=args.bg_score or test_cfg.get("bg_score", BG_SCORES[0]))
     for checkpoint in args.checkpoints:
         try:
             model = load_model(checkpoint).eval()
         except (CheckpointError, FileNotFoundError) as err:
             sys.exit(f"diagnose_synthetic: {err}")
         for vocab, (images, gts) in sets.items():
-            test_cfg = Config.fromfile(REPO / VOCABS[vocab].config).model.test_cfg
-            bg_thresh = test_cfg.bg_thresh if args.bg_thresh is None else args.bg_thresh
-            bg_score = test_cfg.get("bg_score", BG_SCORES[0]) if args.bg_score is None else args.bg_score
             segmentor = GroupViTSegmentor(model=model, vocabulary=parse_vocabulary(val / VOCABS[vocab].file),
-                                          test_cfg=dict(mode="whole", bg_thresh=bg_thresh, bg_score=bg_score))
+                                          test_cfg=rules[vocab])
             print(json.dumps({"checkpoint": checkpoint, "vocab": vocab, **diagnose(segmentor, images, gts)}),
                   flush=True)
     return 0
