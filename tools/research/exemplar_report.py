@@ -8,7 +8,7 @@
    WORK/support from DATA/val/world.json;
 2. background thresholds chosen on the dev split (tools/research/sweep_exemplars.py), per model: the few-shot one
    per labelling (best mean of 1- and 5-shot), and one per vocabulary (the text one is also run with the config's
-   0.45);
+   own);
 3. 1- and 5-shot mean FG-IoU on the held-out set (tools/eval_fewshot.py), shapes and colours: the model, the same
    model untrained (tools/init_checkpoint.py, seed 0, unless --untrained) and the pixel-colour baseline;
 4. held-out mIoU with tools/test.py (IoUMetric) for the shape kinds under the text vocabulary, one exemplar per
@@ -31,7 +31,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_CONFIG = REPO / "configs/synthetic/groupvit_synthetic.py"
 TEST_CONFIG = REPO / "configs/synthetic/zeroshot_synthetic.py"
-TEXT_BG_THRESH = 0.45  # configs/synthetic/zeroshot_synthetic.py
 
 
 def run(cmd: list[str], capture: bool = False) -> str:
@@ -142,7 +141,10 @@ def main() -> int:
                  *method, "--json", str(out)])  # fmt: skip
             report["fewshot"][f"{label}/{name}"] = json.loads(out.read_text())
 
-    vocabularies = (("text, config threshold", "classes.txt", lambda name: TEXT_BG_THRESH),
+    from mmengine.config import Config
+
+    config_thresh = Config.fromfile(TEST_CONFIG).model.test_cfg.bg_thresh  # the shapes config's threshold
+    vocabularies = (("text, config threshold", "classes.txt", lambda name: config_thresh),
                     ("text", "classes.txt", lambda name: report["thresholds"][name]["classes.txt"]),
                     ("one exemplar per class", "exemplars.txt",
                      lambda name: report["thresholds"][name]["exemplars.txt"]),
