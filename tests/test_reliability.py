@@ -226,7 +226,7 @@ def test_every_training_config_loads_and_its_dump_loads_back_the_same(tmp_path):
         _dump_config(cfg, tmp_path / "dumped.py")
         assert load_config(str(tmp_path / "dumped.py")) == cfg, path
     synthetic = load_config(str(REPO / "configs/synthetic/groupvit_synthetic.py"))
-    assert (synthetic.train.max_steps, synthetic.optimizer.warmup_lr, synthetic.data.num_workers) == (1400, 1e-5, 1)
+    assert (synthetic.train.max_steps, synthetic.optimizer.warmup_lr, synthetic.data.num_workers) == (1000, 1e-5, 1)
     assert synthetic.optimizer.weight_decay == 0.05 and synthetic.train.keep_last == 2
 
 

@@ -325,7 +325,7 @@ def test_diagnose_tool_agrees_with_test_tool(tiny_world, tmp_path):
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 
 
-EMERGENCE_STEPS = 500  # ~6 minutes of the synthetic recipe on a slower 2-core CPU (its schedule is 1,400 steps)
+EMERGENCE_STEPS = 500  # ~6 minutes of the synthetic recipe on a slower 2-core CPU (its schedule is 1,000 steps)
 
 
 @pytest.mark.slow
