@@ -35,6 +35,6 @@ optimizer = dict(lr=1e-3, weight_decay=0.05, warmup_steps=50, warmup_lr=1e-5, mi
                  scale_lr=False)  # fmt: skip
 # 1000 steps: seeds 0 / 1 / 2 shapes 42.4 / 39.1 / 40.7, colours 73.9 / 73.9 / 67.8 in ~3.1 min on an AMD EPYC Zen 4
 # (1400 steps: 47.8 / 57.1 / 49.6 and 70.5 / 78.7 / 74.3 in 4.2-4.7 min; 1200: 45.8 / 45.7 / 45.2 in ~4.1), so that a
-# 2.0 GHz Xeon without bf16 fits the main job in ~12 minutes (docs/synthetic_world.md, 2026-12-03 afternoon).
+# 2.0 GHz Xeon without bf16 fits the main job in 12 minutes (estimated 9-10.5; docs/synthetic_world.md, 2026-12-03).
 train = dict(max_steps=1000, time_budget_minutes=30, seed=0, precision="fp32", log_interval=20, ckpt_interval=250,
              keep_last=2)  # fmt: skip
