@@ -76,6 +76,18 @@ def test_bad_inputs_fail_clearly(segmenter, tmp_path):
         groupseg.ZeroShotSegmenter(segmenter.segmentor.model, "cat", mode="tiles")
 
 
+def test_an_image_thinner_than_a_patch_fails_clearly(model):
+    """At its own size (short_side=None) a 1×200 image has no row of patches: a ValueError that says so, for target
+    images and for exemplars alike, not the convolution's RuntimeError."""
+    thin = np.full((1, 200, 3), 128, np.uint8)
+    segmenter = groupseg.ZeroShotSegmenter(model, "cat, dog", short_side=None)
+    with pytest.raises(ValueError, match=r"image \(200×1 px.*smaller than one 4 px patch"):
+        segmenter(thin)
+    with pytest.raises(ValueError, match="smaller than one 4 px patch"):
+        segmenter.set_classes([groupseg.Exemplar("line", thin, np.ones((1, 200), bool))])
+    assert segmenter(np.full((4, 200, 3), 128, np.uint8)).labels.shape == (4, 200)  # one row of patches is enough
+
+
 def test_whole_mode_equals_the_segmentor_on_the_resized_image(model, rgb):
     """The API adds only loading, resizing (short side) and normalisation around the mmseg segmentor."""
     import cv2

@@ -62,6 +62,9 @@ class PatchEmbed(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         (kernel, _), (stride, _) = self.proj.kernel_size, self.proj.stride
         batch, channels, height, width = images.shape
+        if not torch.onnx.is_in_onnx_export() and min(height, width) < stride:  # the conv's error names no image
+            raise ValueError(f"the image ({width}×{height} px as the model sees it) is smaller than one {stride} px "
+                             f"patch; resize it larger (short_side)")  # fmt: skip
         # overlapping or ragged patches, and ONNX export (whose graph must not bake in this image's size): the conv
         if kernel != stride or height % stride or width % stride or torch.onnx.is_in_onnx_export():
             x = self.proj(images)
