@@ -74,6 +74,9 @@ def test_bad_inputs_fail_clearly(segmenter, tmp_path):
         segmenter(np.zeros((8, 8, 2), np.uint8))
     with pytest.raises(ValueError, match="mode"):
         groupseg.ZeroShotSegmenter(segmenter.segmentor.model, "cat", mode="tiles")
+    for side in (0, -3):  # refused when built, not by OpenCV's resize at the first image
+        with pytest.raises(ValueError, match="short_side must be a positive number of pixels"):
+            groupseg.ZeroShotSegmenter(segmenter.segmentor.model, "cat", short_side=side)
 
 
 def test_an_image_thinner_than_a_patch_fails_clearly(model):
@@ -155,3 +158,6 @@ def test_demo_writes_one_overlay_per_image(model, tmp_path, capsys):
     assert "skipped: cannot read image" in capsys.readouterr().err
     assert demo.main([images[0], "--vocab", "cat,cat", "--checkpoint", str(ckpt)]) == 2
     assert demo.main([images[0], "--vocab", "cat", "--checkpoint", str(tmp_path / "nothing")]) == 2
+    capsys.readouterr()
+    assert demo.main([images[0], "--vocab", "cat", "--checkpoint", str(ckpt), "--short-side", "0"]) == 2
+    assert capsys.readouterr().err == "error: short_side must be a positive number of pixels, got 0\n"

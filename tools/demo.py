@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.vocab, bg_thresh=args.bg_thresh, background=not args.no_background,
             mode=args.mode, short_side=args.short_side, device=args.device,
         )  # fmt: skip
-    except (CheckpointError, VocabularyError) as err:
+    except (CheckpointError, VocabularyError, ValueError) as err:  # ValueError: an option out of range
         print(f"error: {err}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)

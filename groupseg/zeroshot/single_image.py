@@ -123,6 +123,8 @@ class ZeroShotSegmenter:
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
         if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, (int, float)) or not 0 <= bg_thresh <= 1:
             raise ValueError(f"bg_thresh must be a number in [0, 1], got {bg_thresh!r}")  # nan fails the range too
+        if short_side is not None and short_side < 1:  # the resize would fail in OpenCV, at the first image
+            raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
         vocab = parse_vocabulary(classes, templates=templates, add_background=background)
         self._background = background
         if not isinstance(model, GroupViT):
