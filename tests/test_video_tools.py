@@ -93,7 +93,8 @@ def test_eval_tool_prints_per_frame_and_tracked_figures_that_match_the_written_t
 
 
 @pytest.mark.parametrize("case", ["unreadable video", "empty folder", "frames of different sizes", "no checkpoint",
-                                  "overlay type"])  # fmt: skip
+                                  "overlay type", "bg-thresh", "max-missing", "short-side 0",
+                                  "frame smaller than a patch"])  # fmt: skip
 def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, capsys):
     source = tmp_path / "input"
     extra = []
@@ -108,6 +109,11 @@ def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, ca
     ckpt = [] if case == "no checkpoint" else ["--checkpoint", str(checkpoint)]
     if case == "overlay type":
         extra = ["--show", "overlay.png"]
+    options = {"bg-thresh": ["--bg-thresh", "-1"], "max-missing": ["--max-missing", "-1"],
+               "short-side 0": ["--short-side", "0"], "frame smaller than a patch": ["--short-side", "1"]}
+    if case in options:  # options out of range: refused by the segmenter or its tracker config, or at the first frame
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(source / "a.png")
+        extra = options[case]
     monkey_env = pytest.MonkeyPatch()
     monkey_env.delenv("GROUPSEG_CHECKPOINT", raising=False)
     try:

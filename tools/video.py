@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         stuff = [s.strip() for s in args.stuff.split(",") if s.strip()]
         segmenter = build_segmenter(args, args.vocab, stuff, background=not args.no_background)
         video = segmenter.track(args.input, tracking=not args.per_frame)
-    except (CheckpointError, VocabularyError, FramesError) as err:
+    except (CheckpointError, VocabularyError, FramesError, ValueError) as err:  # ValueError: an option out of range
         print(f"error: {err}", file=sys.stderr)
         return 2
     if out.resolve() == Path(args.input).resolve() or Path(args.input).resolve() in out.resolve().parents:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 scale = args.scale or max(1, -(-256 // min(frame.image.shape[:2])))
                 writer.write(frame.overlay(scale=scale))
             count += 1
-    except FramesError as err:
+    except (FramesError, ValueError) as err:  # ValueError: e.g. a frame smaller than a patch at --short-side
         print(f"error: {err} (the {count} frames before it are written in {out})", file=sys.stderr)
         return 2
     finally:
