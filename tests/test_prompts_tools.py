@@ -110,6 +110,8 @@ def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baselin
         ("segment_everything", ["{img}", "--checkpoint", "{tmp}/nope", "--out", "{tmp}/r.json"], "error: "),
         ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{img}"], "is one of the input images"),
         ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--vocab", "", "--out", "{tmp}/r.json"], "error: "),
+        ("segment_everything", ["{img}", "{tmp}/thin row.png", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.json"],
+         "thin row.png: the image (200×1 px) is smaller than one 4 px patch"),
         ("eval_prompts", ["--images", "{tmp}", "--instances", "{world}/instances.json", "--baseline", "slic"],
          "are not in"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{tmp}/none.json", "--baseline", "slic"],
@@ -120,6 +122,7 @@ def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baselin
 )
 def test_tools_answer_bad_input_with_one_line_and_exit_code_2(world, checkpoint, tmp_path, capsys, tool, argv, message):
     image = sorted((world / "JPEGImages").glob("*.jpg"))[0]
+    Image.fromarray(np.full((1, 200, 3), 128, np.uint8)).save(tmp_path / "thin row.png")  # thinner than a patch
     fill = dict(ckpt=checkpoint, tmp=tmp_path, img=image, world=world)
     assert load_tool(tool).main([a.format(**fill) for a in argv]) == 2
     err = capsys.readouterr().err.strip()

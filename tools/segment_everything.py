@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     prompted = [n for n in vocab.names if n != "background"] if vocab else []
     results, start = [], time.perf_counter()
     for image_id, (path, rgb) in enumerate(zip(args.images, images), 1):
-        records = generator.generate(rgb, vocabulary=vocab)
+        try:
+            records = generator.generate(rgb, vocabulary=vocab)
+        except ValueError as err:  # e.g. an image smaller than one patch at --short-side
+            print(f"error: {path}: {err}", file=sys.stderr)
+            return 2
         for record in records:
             label = record.get("label")
             category = 1 if vocab is None else (prompted.index(label) + 1 if label in prompted else 0)
