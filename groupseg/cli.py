@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 class DictAction(argparse.Action):
@@ -12,3 +14,13 @@ class DictAction(argparse.Action):
         from mmengine.config import DictAction
 
         DictAction(self.option_strings, self.dest, nargs=self.nargs)(parser, namespace, values, option_string)
+
+
+def output_file(path: str | os.PathLike, option: str) -> Path:
+    """An output file's path, checked before a long run rather than when it is written at the end: a folder is an
+    error (a ``ValueError`` naming ``option``), and the file's folder is created now."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

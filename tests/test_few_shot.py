@@ -180,11 +180,14 @@ def test_colour_baseline_finds_a_colour_it_was_shown(tmp_path):
 def test_eval_fewshot_tool_on_fss_and_the_synthetic_world(tmp_path, sharp_tiny_model, capsys):
     make_fss(tmp_path / "fss", np.random.default_rng(3), per_class=6)
     tool = load_tool("eval_fewshot")
-    assert tool.main(["fss1000", str(tmp_path / "fss"), "--method", "colour", "--json", str(tmp_path / "c.json")]) == 0
-    scores = json.loads((tmp_path / "c.json").read_text())
+    fss = ["fss1000", str(tmp_path / "fss"), "--method", "colour"]
+    assert tool.main([*fss, "--json", str(tmp_path / "scores" / "c.json")]) == 0  # its folder is made
+    scores = json.loads((tmp_path / "scores" / "c.json").read_text())
     assert set(scores) >= {"1-shot", "5-shot"} and scores["1-shot"]["episodes"] == 18
     assert scores["5-shot"]["mIoU"] > 90 and set(scores["5-shot"]["per_class"]) == {"bald eagle", "yoyo", "zebra"}
     assert "1-shot: mIoU" in capsys.readouterr().out
+    assert tool.main([*fss, "--json", str(tmp_path / "scores")]) == 2  # a folder: refused before the evaluation
+    assert capsys.readouterr() == ("", f"error: --json {tmp_path / 'scores'} is a folder; give a file name\n")
 
     root = tmp_path / "world"
     write_segmentation(root / "val", 4, WORLD, seed=0)

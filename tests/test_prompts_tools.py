@@ -87,7 +87,7 @@ def test_segment_everything_writes_coco_results_and_labelled_overlays(world, che
 
 
 def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baseline(world, checkpoint, tmp_path, capsys):
-    metrics = tmp_path / "metrics.json"
+    metrics = tmp_path / "new folder" / "metrics.json"  # made before the evaluation
     code = load_tool("eval_prompts").main([
         "--images", str(world / "JPEGImages"), "--instances", str(world / "instances_colours.json"),
         "--checkpoint", f"tiny={checkpoint}", "--baseline", "slic", "--vocab", str(world / "colours.txt"),
@@ -118,6 +118,9 @@ def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baselin
          "cannot read COCO instances"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json"],
          "nothing to evaluate"),
+        ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{tmp}"], "is a folder; give a file name"),
+        ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json", "--baseline",
+                          "slic", "--json", "{tmp}"], "is a folder; give a file name"),
     ],
 )
 def test_tools_answer_bad_input_with_one_line_and_exit_code_2(world, checkpoint, tmp_path, capsys, tool, argv, message):

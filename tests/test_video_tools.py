@@ -71,7 +71,7 @@ def test_video_tool_reads_a_video_file_and_writes_an_mp4_overlay(checkpoint, cli
 
 def test_eval_tool_prints_per_frame_and_tracked_figures_that_match_the_written_truth(checkpoint, clips, tmp_path,
                                                                                       capsys):  # fmt: skip
-    report = tmp_path / "report.json"
+    report = tmp_path / "reports" / "report.json"  # its folder is made
     code = load_tool("eval_video").main([str(clips), "--checkpoint", str(checkpoint), "--vocab",
                                          str(clips / "colours.txt"), "--masks", "panomasks_colours", "--spans", "0",
                                          "5", "--json", str(report), *MODEL])  # fmt: skip

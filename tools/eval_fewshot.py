@@ -114,12 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.shots):
         print("error: --shots must be at least 1", file=sys.stderr)
         return 2
+    from groupseg.cli import output_file
     from groupseg.data.few_shot import FewShotDatasetError
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts.exemplars import ExemplarError
     from groupseg.zeroshot import VocabularyError
 
     try:
+        if args.json:
+            output_file(args.json, "--json")
         results = evaluate(args)
     except (CheckpointError, ExemplarError, FewShotDatasetError, VocabularyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -100,6 +100,7 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.cli import output_file
     from groupseg.metrics import load_coco
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts import GroupMaskGenerator, GroupPredictor, RegionPredictor
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("nothing to evaluate: give --checkpoint and/or --baseline")
         if args.max_clicks < 1:
             raise ValueError(f"--max-clicks must be >= 1, got {args.max_clicks}")
+        if args.json:
+            output_file(args.json, "--json")
         coco = load_coco(args.instances)
         image_ids = sorted(coco.imgs)[: args.max_images] if args.max_images else sorted(coco.imgs)
         if not image_ids:

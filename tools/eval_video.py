@@ -95,12 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_clips is not None and args.max_clips < 1:
         print("error: --max-clips must be at least 1", file=sys.stderr)
         return 2
+    from groupseg.cli import output_file
     from groupseg.metrics.video import VideoMetrics
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.video import FramesError, list_clips, read_categories, read_panomask
     from groupseg.zeroshot import VocabularyError, check_fits_dataset, parse_vocabulary
 
     try:
+        if args.json:
+            output_file(args.json, "--json")
         clips = list_clips(root, args.split, args.masks)[: args.max_clips]
         categories = read_categories(category_file(root, args.masks, args.categories))
         background = categories[0].name == "background"

@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.cli import output_file
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts import GroupMaskGenerator
     from groupseg.prompts.overlay import draw_masks
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {Path(p).resolve() for p in args.images}
         if out.resolve() in inputs:
             raise ValueError(f"--out {out} is one of the input images; choose another file")
+        output_file(out, "--out")
         vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
         images = [load_rgb(path) for path in args.images]
         generator = GroupMaskGenerator(
@@ -87,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         if show:
             Image.fromarray(draw_masks(rgb, records)).save(show / f"{Path(path).stem}_masks.png")
     seconds = time.perf_counter() - start
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results))
     per_image = seconds / len(images)
     print(f"{len(results)} masks on {len(images)} images in {seconds:.2f} s ({per_image:.3f} s/image): {out}")
