@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 1 for s in args.shots):
         print("error: --shots must be at least 1", file=sys.stderr)
         return 2
+    if args.episodes is not None and args.episodes < 1:
+        print(f"error: --episodes must be at least 1, got {args.episodes}", file=sys.stderr)
+        return 2
     from groupseg.cli import output_file
     from groupseg.data.few_shot import FewShotDatasetError
     from groupseg.models.checkpoint import CheckpointError

@@ -112,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("nothing to evaluate: give --checkpoint and/or --baseline")
         if args.max_clicks < 1:
             raise ValueError(f"--max-clicks must be >= 1, got {args.max_clicks}")
+        if args.max_images is not None and args.max_images < 1:  # 0 used to mean every image, silently
+            raise ValueError(f"--max-images must be >= 1, got {args.max_images}")
         if args.json:
             output_file(args.json, "--json")
         coco = load_coco(args.instances)
-        image_ids = sorted(coco.imgs)[: args.max_images] if args.max_images else sorted(coco.imgs)
+        image_ids = sorted(coco.imgs)[: args.max_images]
         if not image_ids:
             raise ValueError(f"{args.instances} has no images")
         files = [coco.imgs[i]["file_name"] for i in image_ids]
