@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from groupseg.metrics import click_summary, next_click, number_of_clicks, proposal_recall, run_clicks
+from groupseg.metrics import click_summary, load_coco, next_click, number_of_clicks, proposal_recall, run_clicks
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
@@ -119,6 +119,17 @@ def disc_predictor(shape, radius):
         return mask
 
     return predict
+
+
+def test_load_coco_refuses_a_binary_file_and_a_results_list_with_a_one_line_error(tmp_path):
+    binary = tmp_path / "mask.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00")  # not UTF-8: was a bare UnicodeDecodeError naming no file
+    with pytest.raises(ValueError, match=f"cannot read COCO instances {binary}: 'utf-8' codec"):
+        load_coco(binary)
+    results = tmp_path / "results.json"
+    results.write_text('[{"image_id": 1, "score": 0.5}]')  # a COCO results list, given where instances go
+    with pytest.raises(ValueError, match=f"{results} holds a list \\(a results file\\?\\)"):
+        load_coco(results)
 
 
 def test_the_first_click_lands_at_the_centre_of_the_object():

@@ -25,9 +25,13 @@ def load_coco(instances: str | os.PathLike | dict | COCO) -> COCO:
     if not isinstance(instances, dict):
         try:
             with open(instances) as file:
-                instances = json.load(file)
-        except (OSError, json.JSONDecodeError) as err:
+                loaded = json.load(file)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:  # the last: not a text file
             raise ValueError(f"cannot read COCO instances {instances}: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ValueError(f"COCO instances are a JSON object with 'images' and 'annotations'; {instances} holds "
+                             f"a {type(loaded).__name__} (a results file?)")  # fmt: skip
+        instances = loaded
     for key in ("images", "annotations"):
         if key not in instances:
             raise ValueError(f"COCO instances need an {key!r} list; this one has keys {sorted(instances)}")
