@@ -142,6 +142,14 @@ def test_bad_prompts_are_one_line_errors(tiny_model, word_embeds, prompt, messag
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("bg_thresh", [-1.0, 1.5, float("nan")])
+def test_a_background_threshold_outside_0_1_is_refused_as_by_the_zero_shot_segmenter(bg_thresh):
+    for bg_score in ("probability", "cosine"):
+        with pytest.raises(ValueError, match=r"bg_thresh must be a number in \[0, 1\]"):
+            GroupPredictor(None, bg_thresh=bg_thresh, bg_score=bg_score)
+    assert GroupPredictor(None, bg_thresh=0.0).bg_thresh == 0.0 and GroupPredictor(None, bg_thresh=1).bg_thresh == 1
+
+
 def test_predict_before_set_image_and_text_without_a_model_are_errors():
     with pytest.raises(RuntimeError, match="set_image"):
         GroupPredictor(None).predict(point_coords=[[0, 0]], point_labels=[1])

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from ..models import GroupViT
 from ..zeroshot.embeddings import class_embeddings
-from ..zeroshot.head import BG_SCORES, BgScore, group_maps, seg_logits
+from ..zeroshot.head import BG_SCORES, BgScore, check_bg_thresh, group_maps, seg_logits
 from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load_rgb
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
 from .units import EIGHT_CONNECTED, Level, UnitKind
@@ -84,6 +84,7 @@ class GroupPredictor:
             raise ValueError(f"bg_score must be one of {BG_SCORES}, got {bg_score!r}")
         if short_side is not None and short_side < 1:
             raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
+        check_bg_thresh(bg_thresh)  # as ZeroShotSegmenter: -1 or 2 used to be taken silently
         self.model = model.eval() if model is not None else None
         self.short_side = short_side
         self.bg_thresh, self.bg_score, self.topk = bg_thresh, bg_score, topk

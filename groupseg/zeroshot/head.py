@@ -27,6 +27,12 @@ BgScore = Literal["probability", "cosine"]
 BG_SCORES = get_args(BgScore)
 
 
+def check_bg_thresh(bg_thresh: float) -> None:
+    """A background threshold is a number in [0, 1] (the segmenters' shared rule); a ValueError otherwise."""
+    if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, (int, float)) or not 0 <= bg_thresh <= 1:
+        raise ValueError(f"bg_thresh must be a number in [0, 1], got {bg_thresh!r}")  # nan fails the range too
+
+
 def group_maps(soft_assignments: Sequence[torch.Tensor], grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
     """``[B, G, H, W]`` soft membership of each pixel in each last-stage group (sums to 1 over groups): the per-stage
     soft assignments ``[B, Gout, N]`` chained and bilinearly upsampled. Channels-last memory."""

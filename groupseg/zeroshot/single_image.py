@@ -21,7 +21,7 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..models import GroupViT
-from .head import BgScore
+from .head import BgScore, check_bg_thresh
 from .mmseg_model import GroupViTSegmentor
 from .visualize import overlay
 from .vocabulary import VocabularySpec, parse_vocabulary
@@ -121,8 +121,7 @@ class ZeroShotSegmenter:
     ):
         if mode not in ("whole", "slide"):
             raise ValueError(f"mode must be 'whole' or 'slide', not {mode!r}")
-        if isinstance(bg_thresh, bool) or not isinstance(bg_thresh, (int, float)) or not 0 <= bg_thresh <= 1:
-            raise ValueError(f"bg_thresh must be a number in [0, 1], got {bg_thresh!r}")  # nan fails the range too
+        check_bg_thresh(bg_thresh)
         if short_side is not None and short_side < 1:  # the resize would fail in OpenCV, at the first image
             raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
         vocab = parse_vocabulary(classes, templates=templates, add_background=background)
