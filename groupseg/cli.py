@@ -24,3 +24,13 @@ def output_file(path: str | os.PathLike, option: str) -> Path:
         raise ValueError(f"{option} {path} is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def output_dir(path: str | os.PathLike, option: str) -> Path:
+    """An output folder, made now; where a file is in the way, a ``ValueError`` naming ``option``."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise ValueError(f"cannot make the folder {path} ({option}): {err.strerror}") from err
+    return path

@@ -303,3 +303,8 @@ def test_incontext_tool_refuses_bad_input_with_one_line(tiny_world, checkpoint, 
     assert tool.main(["--prompt-image", str(image), "--prompt-mask", str(mask), str(target), "--checkpoint",
                       checkpoint, "--out", str(tmp_path)]) == 2  # fmt: skip
     assert "is an input" in capsys.readouterr().err and target.read_bytes() == before
+    pair = ["--prompt-image", str(image), "--prompt-mask", str(mask), str(target), "--checkpoint", checkpoint]
+    for option in ("--out", "--show-dir"):  # a file where the folder goes
+        out = ["--out", str(tmp_path / "o"), option, str(empty)] if option == "--show-dir" else ["--out", str(empty)]
+        assert tool.main([*pair, *out]) == 2
+        assert capsys.readouterr().err == f"error: cannot make the folder {empty} ({option}): File exists\n"

@@ -119,6 +119,8 @@ def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baselin
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json"],
          "nothing to evaluate"),
         ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{tmp}"], "is a folder; give a file name"),
+        ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.json", "--show-dir", "{img}"],
+         "cannot make the folder"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json", "--baseline",
                           "slic", "--max-images", "0"], "--max-images must be >= 1, got 0"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json", "--baseline",

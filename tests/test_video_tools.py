@@ -94,7 +94,7 @@ def test_eval_tool_prints_per_frame_and_tracked_figures_that_match_the_written_t
 
 @pytest.mark.parametrize("case", ["unreadable video", "empty folder", "frames of different sizes", "no checkpoint",
                                   "overlay type", "bg-thresh", "max-missing", "short-side 0",
-                                  "frame smaller than a patch"])  # fmt: skip
+                                  "frame smaller than a patch", "out is a file"])  # fmt: skip
 def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, capsys):
     source = tmp_path / "input"
     extra = []
@@ -111,13 +111,17 @@ def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, ca
         extra = ["--show", "overlay.png"]
     options = {"bg-thresh": ["--bg-thresh", "-1"], "max-missing": ["--max-missing", "-1"],
                "short-side 0": ["--short-side", "0"], "frame smaller than a patch": ["--short-side", "1"]}
+    out = tmp_path / "out"
+    if case == "out is a file":
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(source / "a.png")
+        out.write_text("not a folder")
     if case in options:  # options out of range: refused by the segmenter or its tracker config, or at the first frame
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(source / "a.png")
         extra = options[case]
     monkey_env = pytest.MonkeyPatch()
     monkey_env.delenv("GROUPSEG_CHECKPOINT", raising=False)
     try:
-        code = load_tool("video").main([str(source), *ckpt, "--vocab", "circle", "--out", str(tmp_path / "out"),
+        code = load_tool("video").main([str(source), *ckpt, "--vocab", "circle", "--out", str(out),
                                         *MODEL, *extra])  # fmt: skip
     finally:
         monkey_env.undo()

@@ -161,3 +161,5 @@ def test_demo_writes_one_overlay_per_image(model, tmp_path, capsys):
     capsys.readouterr()
     assert demo.main([images[0], "--vocab", "cat", "--checkpoint", str(ckpt), "--short-side", "0"]) == 2
     assert capsys.readouterr().err == "error: short_side must be a positive number of pixels, got 0\n"
+    assert demo.main([images[0], "--vocab", "cat", "--checkpoint", str(ckpt), "--out", images[0]]) == 2  # a file
+    assert capsys.readouterr().err == f"error: cannot make the folder {images[0]} (--out): File exists\n"

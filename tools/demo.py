@@ -75,6 +75,7 @@ def _is_our_overlay(path: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.cli import output_dir
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter
 
@@ -85,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.vocab, bg_thresh=args.bg_thresh, background=not args.no_background,
             mode=args.mode, short_side=args.short_side, device=args.device,
         )  # fmt: skip
+        output_dir(args.out, "--out")
     except (CheckpointError, VocabularyError, ValueError) as err:  # ValueError: an option out of range
         print(f"error: {err}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
     failed = 0
     tag = PngImagePlugin.PngInfo()
     tag.add_text(*OVERLAY_TAG)

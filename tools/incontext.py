@@ -99,6 +99,7 @@ def save_labels(path: Path, labels: np.ndarray, palette: list[int] | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.cli import output_dir
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts.exemplars import ExemplarError
     from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter
@@ -111,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         check_outputs(args.targets, out, [*args.prompt_image, *args.prompt_mask])
         segmenter = ZeroShotSegmenter(args.checkpoint, exemplars, bg_thresh=args.bg_thresh, bg_score="cosine",
                                       short_side=args.short_side, device=args.device)  # fmt: skip
+        output_dir(out, "--out")
+        if args.show_dir:
+            output_dir(args.show_dir, "--show-dir")
     except (CheckpointError, ExemplarError, VocabularyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     to_id = np.array([0, *ids])  # label i of the segmenter (0 background, then the classes in id order) → prompt id
-    out.mkdir(parents=True, exist_ok=True)
-    if args.show_dir:
-        os.makedirs(args.show_dir, exist_ok=True)
     failed = 0
     for target in args.targets:
         try:

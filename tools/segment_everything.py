@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from groupseg.cli import output_file
+    from groupseg.cli import output_dir, output_file
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts import GroupMaskGenerator
     from groupseg.prompts.overlay import draw_masks
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.resolve() in inputs:
             raise ValueError(f"--out {out} is one of the input images; choose another file")
         output_file(out, "--out")
+        show = output_dir(args.show_dir, "--show-dir") if args.show_dir else None
         vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
         images = [load_rgb(path) for path in args.images]
         generator = GroupMaskGenerator(
@@ -70,9 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, VocabularyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    show = Path(args.show_dir) if args.show_dir else None
-    if show:
-        show.mkdir(parents=True, exist_ok=True)
     prompted = [n for n in vocab.names if n != "background"] if vocab else []
     results, start = [], time.perf_counter()
     for image_id, (path, rgb) in enumerate(zip(args.images, images), 1):

@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --show {args.show}: the overlay must be a .mp4 (or .mkv, .mov, .avi, .webm) or .gif file",
                   file=sys.stderr)  # fmt: skip
             return 2
+    from groupseg.cli import output_dir
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.video import FramesError, OverlayWriter
     from groupseg.zeroshot import VocabularyError
@@ -113,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     if out.resolve() == Path(args.input).resolve() or Path(args.input).resolve() in out.resolve().parents:
         print(f"error: --out {out} is inside the input {args.input}; write the results elsewhere", file=sys.stderr)
         return 2
-    for sub in ("labels", "ids"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        for sub in ("labels", "ids"):
+            output_dir(out / sub, "--out")
+    except ValueError as err:  # a file in the way
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     writer = OverlayWriter(overlay_path, fps=video.source.fps) if overlay_path else None
     start, count = time.perf_counter(), 0
     try:
