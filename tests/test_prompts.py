@@ -225,6 +225,13 @@ def test_generator_thresholds_filter_as_sams_do(tiny_model, word_embeds):
     assert len(kept) == sum(r["predicted_iou"] >= cut for r in everything) < len(everything)
 
 
+@pytest.mark.parametrize("option", [dict(pred_iou_thresh=1.5), dict(stability_score_thresh=-0.1),
+                                    dict(min_mask_region_area=-1)])  # fmt: skip
+def test_generator_options_out_of_range_are_refused(option):
+    with pytest.raises(ValueError, match=next(iter(option))):
+        GroupMaskGenerator(GroupPredictor(None), **option)
+
+
 def test_coco_rle_output_decodes_to_the_binary_masks(sharp_tiny_model):
     image = np.random.default_rng(1).integers(0, 256, (36, 44, 3), dtype=np.uint8)
     binary = GroupMaskGenerator(sharp_tiny_model).generate(image)

@@ -72,9 +72,12 @@ class GroupMaskGenerator:
     ):
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}")
-        for name, value in (("mask_nms_thresh", mask_nms_thresh), ("box_nms_thresh", box_nms_thresh)):
+        for name, value in (("mask_nms_thresh", mask_nms_thresh), ("box_nms_thresh", box_nms_thresh),
+                            ("pred_iou_thresh", pred_iou_thresh), ("stability_score_thresh", stability_score_thresh)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} is an IoU in [0, 1], got {value}")
+        if min_mask_region_area < 0:
+            raise ValueError(f"min_mask_region_area is a number of pixels >= 0, got {min_mask_region_area}")
         if max_proposals < 1:
             raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
         if stability_score_offset <= 0:
