@@ -94,7 +94,9 @@ def test_eval_tool_prints_per_frame_and_tracked_figures_that_match_the_written_t
 
 @pytest.mark.parametrize("case", ["unreadable video", "empty folder", "frames of different sizes", "no checkpoint",
                                   "overlay type", "bg-thresh", "max-missing", "short-side 0",
-                                  "frame smaller than a patch", "out is a file"])  # fmt: skip
+                                  "frame smaller than a patch", "out is a file", "min-similarity", "min-area",
+                                  "label-weight", "scale", "bg-thresh without background",
+                                  "background without background"])  # fmt: skip
 def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, capsys):
     source = tmp_path / "input"
     extra = []
@@ -110,7 +112,11 @@ def test_video_tool_bad_input_is_a_one_line_error(case, checkpoint, tmp_path, ca
     if case == "overlay type":
         extra = ["--show", "overlay.png"]
     options = {"bg-thresh": ["--bg-thresh", "-1"], "max-missing": ["--max-missing", "-1"],
-               "short-side 0": ["--short-side", "0"], "frame smaller than a patch": ["--short-side", "1"]}
+               "short-side 0": ["--short-side", "0"], "frame smaller than a patch": ["--short-side", "1"],
+               "min-similarity": ["--min-similarity", "5"], "min-area": ["--min-area", "-1"],
+               "label-weight": ["--label-weight", "-1"], "scale": ["--scale", "-1"],
+               "bg-thresh without background": ["--no-background"],  # MODEL gives --bg-thresh: it would be ignored
+               "background without background": ["--no-background", "--vocab", "background,circle"]}
     out = tmp_path / "out"
     if case == "out is a file":
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(source / "a.png")

@@ -162,3 +162,10 @@ def test_the_label_term_keeps_an_object_track_from_drifting_onto_background():
         second = tracker.update([Segment(mask(2, 7), unit, bg, 0), Segment(mask(4, 8), near, obj, 1)], 1)
         continued[weight] = [t.key == first.key for t in second]
     assert continued[0.0] == [True, False] and continued[1.0] == [False, True]
+
+
+@pytest.mark.parametrize("option", [dict(min_similarity=1.5), dict(evidence_decay=1.2), dict(label_weight=-1),
+                                    dict(momentum=1.0), dict(max_missing=-1), dict(iou_weight=-0.5)])  # fmt: skip
+def test_tracker_settings_out_of_range_are_refused(option):
+    with pytest.raises(ValueError, match=next(iter(option))):
+        TrackerConfig(**option)

@@ -163,3 +163,8 @@ def test_demo_writes_one_overlay_per_image(model, tmp_path, capsys):
     assert capsys.readouterr().err == "error: short_side must be a positive number of pixels, got 0\n"
     assert demo.main([images[0], "--vocab", "cat", "--checkpoint", str(ckpt), "--out", images[0]]) == 2  # a file
     assert capsys.readouterr().err == f"error: cannot make the folder {images[0]} (--out): File exists\n"
+    no_background = [images[0], "--checkpoint", str(ckpt), "--no-background"]
+    assert demo.main([*no_background, "--vocab", "cat,dog", "--bg-thresh", "0.3"]) == 2  # would be ignored
+    assert "--bg-thresh has no effect with --no-background" in capsys.readouterr().err
+    assert demo.main([*no_background, "--vocab", "background,cat,dog"]) == 2  # the option says there is none
+    assert "the vocabulary starts with 'background'" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", default=os.environ.get("GROUPSEG_CHECKPOINT"),
                         help="GroupViT weights (default: $GROUPSEG_CHECKPOINT)")  # fmt: skip
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--bg-thresh", type=unit_interval, default=0.95,
+    parser.add_argument("--bg-thresh", type=unit_interval,
                         help="background threshold in [0, 1] (default 0.95)")  # fmt: skip
     parser.add_argument("--no-background", action="store_true", help="no background label: every pixel gets a class")
     parser.add_argument("--mode", choices=("whole", "slide"), default="whole", help="inference mode (default whole)")
@@ -82,10 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.checkpoint:
             raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
+        if args.no_background and args.bg_thresh is not None:
+            raise ValueError("--bg-thresh has no effect with --no-background: there is no background label to "
+                             "threshold")  # fmt: skip
         segmenter = ZeroShotSegmenter(
-            args.checkpoint, args.vocab, bg_thresh=args.bg_thresh, background=not args.no_background,
-            mode=args.mode, short_side=args.short_side, device=args.device,
+            args.checkpoint, args.vocab, bg_thresh=0.95 if args.bg_thresh is None else args.bg_thresh,
+            background=not args.no_background, mode=args.mode, short_side=args.short_side, device=args.device,
         )  # fmt: skip
+        if args.no_background and segmenter.classes[0] == "background":
+            raise ValueError("--no-background, but the vocabulary starts with 'background': remove it or drop the "
+                             "option")  # fmt: skip
         output_dir(args.out, "--out")
     except (CheckpointError, VocabularyError, ValueError) as err:  # ValueError: an option out of range
         print(f"error: {err}", file=sys.stderr)

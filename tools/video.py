@@ -35,13 +35,14 @@ if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help
 # groupseg.zeroshot.head.BG_SCORES, named here because that module loads torch (tests/test_tools_help.py checks that
 # they agree)
 BG_SCORES = ("probability", "cosine")
+DEFAULT_BG_THRESH = 0.95
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options that build a :class:`VideoSegmenter`, shared with tools/eval_video.py."""
     parser.add_argument("--checkpoint", default=os.environ.get("GROUPSEG_CHECKPOINT"),
                         help="GroupViT weights (default: $GROUPSEG_CHECKPOINT)")  # fmt: skip
-    parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
+    parser.add_argument("--bg-thresh", type=float, help=f"background threshold (default {DEFAULT_BG_THRESH})")
     parser.add_argument("--bg-score", choices=BG_SCORES, default="probability",
                         help="what --bg-thresh thresholds (default probability, the official head)")  # fmt: skip
     parser.add_argument("--short-side", type=int, default=448, help="resize the short side to this (default 448)")
@@ -65,11 +66,18 @@ def build_segmenter(args: argparse.Namespace, vocab, stuff=(), background: bool 
 
     if not args.checkpoint:
         raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
+    if not background and args.bg_thresh is not None:
+        raise ValueError("--bg-thresh has no effect with --no-background: there is no background label to threshold")
     tracker = TrackerConfig(iou_weight=args.iou_weight, min_similarity=args.min_similarity,
                             max_missing=args.max_missing, label_weight=args.label_weight)  # fmt: skip
-    return VideoSegmenter(args.checkpoint, vocab, stuff=stuff, bg_thresh=args.bg_thresh, bg_score=args.bg_score,
-                          background=background, short_side=args.short_side, min_area=args.min_area, tracker=tracker,
-                          device=args.device)  # fmt: skip
+    segmenter = VideoSegmenter(
+        args.checkpoint, vocab, stuff=stuff, bg_thresh=DEFAULT_BG_THRESH if args.bg_thresh is None else args.bg_thresh,
+        bg_score=args.bg_score, background=background, short_side=args.short_side, min_area=args.min_area,
+        tracker=tracker, device=args.device,
+    )  # fmt: skip
+    if not background and segmenter.classes[0] == "background":
+        raise ValueError("--no-background, but the vocabulary starts with 'background': remove it or drop the option")
+    return segmenter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
+    if args.scale < 0:
+        print(f"error: --scale must be >= 1 (0: automatic), got {args.scale}", file=sys.stderr)
+        return 2
     overlay_path = None
     if args.show:
         overlay_path = Path(args.show) if osp.dirname(args.show) else out / args.show

@@ -152,6 +152,8 @@ class VideoSegmenter:
         label_divisor: int = 1000,
         device: str | torch.device | None = None,
     ):
+        if not 0 <= min_area < 1:
+            raise ValueError(f"min_area is a fraction of the frame in [0, 1), got {min_area}")
         self.image = ZeroShotSegmenter(
             model, classes, templates=templates, bg_thresh=bg_thresh, bg_score=bg_score, background=background,
             mode="whole", short_side=short_side, device=device,

@@ -59,8 +59,10 @@ class TrackerConfig:
     evidence_decay: float = 0.8  # past frames' evidence is multiplied by this each frame (1: plain mean over all)
 
     def __post_init__(self):
-        if not 0 <= self.momentum < 1 or self.max_missing < 0 or self.iou_weight < 0:
-            raise ValueError(f"need 0 <= momentum < 1, max_missing >= 0 and iou_weight >= 0; got {self}")
+        if not (0 <= self.momentum < 1 and self.max_missing >= 0 and self.iou_weight >= 0 and self.label_weight >= 0
+                and -1 <= self.min_similarity <= 1 and 0 <= self.evidence_decay <= 1):  # fmt: skip
+            raise ValueError(f"need 0 <= momentum < 1, max_missing >= 0, iou_weight >= 0, label_weight >= 0, "
+                             f"-1 <= min_similarity <= 1 (a cosine) and 0 <= evidence_decay <= 1; got {self}")
 
 
 @dataclass
