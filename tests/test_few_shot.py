@@ -188,6 +188,10 @@ def test_eval_fewshot_tool_on_fss_and_the_synthetic_world(tmp_path, sharp_tiny_m
     assert "1-shot: mIoU" in capsys.readouterr().out
     assert tool.main([*fss, "--json", str(tmp_path / "scores")]) == 2  # a folder: refused before the evaluation
     assert capsys.readouterr() == ("", f"error: --json {tmp_path / 'scores'} is a folder; give a file name\n")
+    for ignored in (["--fold", "2"], ["--labels", "colours"], ["--bg-thresh", "0.3"], ["--checkpoint", "c"]):
+        with pytest.raises(SystemExit) as exit_:  # an option the layout or the method would ignore: refused
+            tool.main([*fss, *ignored])
+        assert exit_.value.code == 2 and f"error: {ignored[0]} applies to" in capsys.readouterr().err
     assert tool.main([*fss, "--episodes", "0"]) == 2  # not "no class has 1 support images"
     assert capsys.readouterr() == ("", "error: --episodes must be at least 1, got 0\n")
 

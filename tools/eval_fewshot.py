@@ -38,17 +38,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="support images per episode (default 1 5)")
     parser.add_argument("--episodes", type=int, help="episodes drawn at random (default: every query once; COCO 1000)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
-    parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), default="shapes", help="synthetic: which labels")
+    parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), help="synthetic: which labels (default shapes)")
     parser.add_argument("--support", help="synthetic: the support split (default ROOT/support)")
     parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all)")
-    parser.add_argument("--fold", type=int, default=0, help="COCO-20i fold 0-3 (default 0)")
-    parser.add_argument("--bg-thresh", type=float, default=DEFAULT_BG_THRESH,
+    parser.add_argument("--fold", type=int, help="COCO-20i fold 0-3 (default 0)")
+    parser.add_argument("--bg-thresh", type=float,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
     parser.add_argument("--short-side", type=int,
                         help="resize images (and exemplars) to this short side (default: their own size)")  # fmt: skip
     parser.add_argument("--json", help="write the scores (per shots: mIoU, FB-IoU, per class) to this JSON file")
     parser.add_argument("--device", default="cpu")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for option, applies, to in ((args.labels, args.dataset == "synthetic", "--labels: the synthetic layout"),
+                                (args.support, args.dataset == "synthetic", "--support: the synthetic layout"),
+                                (args.split_file, args.dataset == "fss1000", "--split-file: the fss1000 layout"),
+                                (args.fold, args.dataset == "coco20i", "--fold: the coco20i layout"),
+                                (args.checkpoint, args.method == "exemplar", "--checkpoint: --method exemplar"),
+                                (args.bg_thresh, args.method == "exemplar", "--bg-thresh: --method exemplar"),
+                                (args.short_side, args.method == "exemplar", "--short-side: --method exemplar")):
+        if option is not None and not applies:  # an option that would be ignored
+            parser.error(f"{to.replace(':', ' applies to')} only")
+    defaults = dict(labels="shapes", fold=0, bg_thresh=DEFAULT_BG_THRESH)
+    return argparse.Namespace(**{**vars(args), **{k: v for k, v in defaults.items() if getattr(args, k) is None}})
 
 
 def datasets(args: argparse.Namespace):
