@@ -72,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     prompted = [n for n in vocab.names if n != "background"] if vocab else []
-    results, start = [], time.perf_counter()
+    results, skipped, start = [], 0, time.perf_counter()
     for image_id, (path, rgb) in enumerate(zip(args.images, images), 1):
         try:
             records = generator.generate(rgb, vocabulary=vocab)
-        except ValueError as err:  # e.g. an image smaller than one patch at --short-side
-            print(f"error: {path}: {err}", file=sys.stderr)
-            return 2
+        except ValueError as err:  # e.g. an image smaller than one patch at --short-side: go on with the others
+            print(f"skipped: {path}: {err}", file=sys.stderr)
+            skipped += 1
+            continue
         for record in records:
             label = record.get("label")
             category = 1 if vocab is None else (prompted.index(label) + 1 if label in prompted else 0)
@@ -87,9 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         if show:
             Image.fromarray(draw_masks(rgb, records)).save(show / f"{Path(path).stem}_masks.png")
     seconds = time.perf_counter() - start
+    if skipped == len(images):
+        return 2
     out.write_text(json.dumps(results))
-    per_image = seconds / len(images)
-    print(f"{len(results)} masks on {len(images)} images in {seconds:.2f} s ({per_image:.3f} s/image): {out}")
+    done = len(images) - skipped
+    print(f"{len(results)} masks on {done} images in {seconds:.2f} s ({seconds / done:.3f} s/image): {out}"
+          + (f"; {skipped} skipped" if skipped else ""))  # fmt: skip
     if show:
         print(f"overlays: {show}")
     return 0
