@@ -120,6 +120,18 @@ def test_a_work_dir_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_p
     assert (work / "notes.txt").read_text() == "mine"  # --overwrite deletes the run's outputs, nothing else
 
 
+def test_overwrite_deletes_nothing_when_the_new_run_cannot_start(tmp_path, shards):
+    work = tmp_path / "run"
+    train(training_config(tiny_training(shards)), work)
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file() and "tb" not in p.parts}
+    with pytest.raises(FileNotFoundError, match="training shards do not exist"):
+        train(training_config(tiny_training(str(tmp_path / "nope" / "00000.tar"))), work, overwrite=True)
+    with pytest.raises(ConfigError, match="global batch"):
+        train(training_config({**tiny_training(shards), "data": {**tiny_training(shards)["data"], "batch_size": 64}}),
+              work, overwrite=True)  # fmt: skip
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file() and "tb" not in p.parts} == before
+
+
 def test_old_checkpoints_are_pruned_by_step_number_not_by_name(tmp_path, tiny_model):
     ckpts = tmp_path / "checkpoints"
     for step in (99_999_999, 100_000_000):  # 'step_100000000' sorts before 'step_99999999' by name

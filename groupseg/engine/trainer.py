@@ -185,6 +185,7 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
     t = cfg.train
     info = D.init_distributed(t.device)
     precision = resolve_precision(t.precision, info.device, what="train.precision")
+    plan = schedule(cfg, info.world_size)  # the shards and batch checked before --overwrite deletes a run
     _claim_work_dir(work_dir, resume, overwrite, info)
     if info.device.type == "cpu":  # one core per loader worker (groupseg/engine/machine.py: why)
         ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
@@ -196,7 +197,6 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
     model = GroupViT(build_config(**cfg.model)).to(info.device)
     if info.world_size > 1:
         model = D.sync_batchnorm(model, info.device)
-    plan = schedule(cfg, info.world_size)
     optimizer = build_optimizer(model, plan["base_lr"], cfg.optimizer.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     loss_fn = GroupViTLoss(cfg.loss.multi_label_weight, cfg.loss.multi_label_on)
