@@ -217,6 +217,7 @@ def test_make_synthetic_refuses_a_non_empty_folder_and_bad_settings_without_leav
         ({"data.batch_size": "abc"}, "data.batch_size must be an integer, got str 'abc'"),
         ({"optimizer.lr": -1}, "optimizer.lr must be in (0, inf), got -1.0"),
         ({"train.precision": "fp64"}, "train.precision must be one of 'auto', 'fp32', 'bf16', 'fp16'"),
+        ({"train.device": "gpu"}, "train.device must be one of 'auto', 'cpu', 'cuda'"),
     ],
 )
 def test_training_config_refuses_typos_wrong_types_and_ranges_in_one_line(option, message):
@@ -247,6 +248,16 @@ def test_train_tool_prints_a_config_typo_as_one_line(capsys):
                                     "train.max_step=10"])  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err == "error: unknown config key train.max_step: did you mean train.max_steps?\n"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_train_tool_on_cuda_without_a_gpu_is_one_line(tmp_path, shards, capsys):
+    code = load_tool("train").main([str(REPO / "configs/synthetic/groupvit_synthetic.py"), "--work-dir",
+                                    str(tmp_path / "run"), "--cfg-options", "train.device=cuda",
+                                    f"data.train={shards}", "data.batch_size=8"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err == "error: device 'cuda': torch sees no GPU here (use 'cpu' or 'auto')\n"
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ class LoopConfig:
     max_steps: Union[int, None] = option(None, ge=1)  # ... or in steps (wins when both are set)
     seed: int = option(0, ge=0)
     precision: Precision = "auto"  # 'auto': bf16 where the hardware runs it natively, else fp32; fp16: GPUs only
-    device: str = "auto"  # 'auto' (a GPU if there is one), 'cpu', 'cuda'
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # 'auto': a GPU if there is one
     deterministic: bool = False  # torch.use_deterministic_algorithms
     compile: bool = False  # torch.compile the model
     log_interval: int = option(10, ge=1)  # steps between metrics.jsonl / TensorBoard rows

@@ -25,6 +25,8 @@ class DistInfo:
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (NCCL on GPUs, gloo on CPU); a plain run is rank 0 of 1."""
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no GPU here (use 'cpu' or 'auto')")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
