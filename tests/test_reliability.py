@@ -284,6 +284,18 @@ def test_tools_test_reports_a_test_cfg_typo_before_the_run(tmp_path, world_val, 
     assert "System environment" not in captured.out + captured.err
 
 
+@pytest.mark.parametrize("option", ["--out", "--show-dir", "--json"])
+def test_tools_test_reports_an_output_path_it_cannot_write_before_the_run(tmp_path, world_val, checkpoint, capsys,
+                                                                          option):  # fmt: skip
+    in_the_way = tmp_path / ("a-folder" if option == "--json" else "a-file")
+    in_the_way.mkdir() if option == "--json" else in_the_way.write_text("mine")
+    code = load_tool("test").main([SYNTHETIC_TEST, checkpoint, option, str(in_the_way),
+                                   *eval_args(world_val, tmp_path / "work")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and option in err and len(err.splitlines()) == 1, err
+    assert in_the_way.is_dir() if option == "--json" else in_the_way.read_text() == "mine"
+
+
 # -- 7. vocabularies that do not fit the labels ---------------------------------------------------------------------
 @pytest.mark.parametrize(
     "vocab, message",

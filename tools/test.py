@@ -17,7 +17,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import os.path as osp
 import pickle
 import re
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
-from groupseg.cli import DictAction  # noqa: E402
+from groupseg.cli import DictAction, output_dir, output_file  # noqa: E402
 from groupseg.compat import refused_globals  # noqa: E402
 from groupseg.schema import ConfigError  # noqa: E402
 
@@ -40,6 +39,10 @@ TRUSTED_PICKLE_OPT_IN = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"  # torch's own swit
 # groupseg.zeroshot.protocols.PROTOCOL_NAMES, named here because that module loads mmseg (tests/test_tools_help.py
 # checks that they agree)
 PROTOCOL_NAMES = ("groupvit", "tcl", "sclip")
+
+
+class OutputError(ValueError):
+    """An output path (--out, --show-dir, --json) that cannot be written."""
 
 
 def unit_interval(text: str) -> float:
@@ -134,12 +137,16 @@ def build_config(args: argparse.Namespace) -> Config:
     check_dataset_files(dataset)
     check_samples(dataset, num_labels=len(vocab) if labels is None else None)
 
-    if args.json:
-        if osp.isdir(args.json):
-            raise FileNotFoundError(f"--json {args.json} is a folder; give a file name")
-        os.makedirs(osp.dirname(args.json) or ".", exist_ok=True)  # now, not after the whole evaluation
-    if args.out:
-        cfg.test_evaluator.output_dir = args.out
+    # checked and made now, not after the whole evaluation (a file in the way: OutputError)
+    try:
+        if args.json:
+            output_file(args.json, "--json")
+        if args.out:
+            cfg.test_evaluator.output_dir = str(output_dir(args.out, "--out"))
+        if args.show_dir:
+            output_dir(args.show_dir, "--show-dir")
+    except ValueError as err:
+        raise OutputError(str(err)) from None
     if args.show_dir:
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ZeroShotOverlayHook", out_dir=args.show_dir)]
     return cfg
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     from groupseg.zeroshot.protocols import ProtocolError
     from mmengine.runner import Runner
 
-    user_errors = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError)
+    user_errors = (CheckpointError, ConfigError, DatasetError, VocabularyError, ProtocolError, FileNotFoundError,
+                   OutputError)  # fmt: skip
     try:
         cfg = build_config(args)
         with contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO()):
