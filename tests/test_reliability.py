@@ -284,6 +284,20 @@ def test_tools_test_reports_a_test_cfg_typo_before_the_run(tmp_path, world_val, 
     assert "System environment" not in captured.out + captured.err
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("test_dataloadr.dataset.data_root=x", "error: unknown config key test_dataloadr: did you mean test_datal"),
+        ("data_root=x", "error: --cfg-options data_root: data_root is a variable of the config file"),
+    ],
+)
+def test_tools_test_refuses_cfg_options_that_would_change_nothing(tmp_path, world_val, checkpoint, capsys, option,
+                                                                  message):  # fmt: skip
+    code = load_tool("test").main([SYNTHETIC_TEST, checkpoint, *eval_args(world_val, tmp_path / "work"), option])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(message) and len(err.splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("option", ["--out", "--show-dir", "--json"])
 def test_tools_test_reports_an_output_path_it_cannot_write_before_the_run(tmp_path, world_val, checkpoint, capsys,
                                                                           option):  # fmt: skip

@@ -92,6 +92,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.protocol:
         apply_protocol(cfg, args.protocol)  # before --cfg-options, so that explicit overrides win
     if args.cfg_options:
+        check_cfg_options(args.cfg_options, cfg)
         cfg.merge_from_dict(args.cfg_options)
     config_name = osp.splitext(osp.basename(args.config))[0]
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join("work_dirs", config_name)
@@ -150,6 +151,26 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.show_dir:
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ZeroShotOverlayHook", out_dir=args.show_dir)]
     return cfg
+
+
+def check_cfg_options(options: dict, cfg: Config) -> None:
+    """Each ``--cfg-options`` key must start with a key the Runner reads: any other would change nothing, and so would
+    a variable of the config file (``data_root``, ``class_names``), substituted where the file uses it when read."""
+    import inspect
+
+    from mmengine.runner import Runner
+    from groupseg.schema import unknown_key
+
+    read = [name for name in inspect.signature(Runner.__init__).parameters if name not in ("self", "cfg")]
+    for key in options:
+        top = key.split(".")[0]
+        if top in read:
+            continue
+        if top in cfg:
+            raise ConfigError(f"--cfg-options {key}: {top} is a variable of the config file, already substituted "
+                              "where the file uses it; override those keys instead (e.g. "
+                              "test_dataloader.dataset.data_root, model.vocabulary.classes)")  # fmt: skip
+        raise unknown_key("", top, read)
 
 
 def check_load_from(load_from: str | None) -> None:
