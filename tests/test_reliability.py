@@ -289,10 +289,13 @@ def test_tools_test_reports_a_test_cfg_typo_before_the_run(tmp_path, world_val, 
     [
         ("test_dataloadr.dataset.data_root=x", "error: unknown config key test_dataloadr: did you mean test_datal"),
         ("data_root=x", "error: --cfg-options data_root: data_root is a variable of the config file"),
+        ("test_dataloader.dataset.data_rot=x", "error: BaseSegDataset.__init__() got an unexpected keyword argument"),
+        ("test_dataloader.batchsize=2", "error: DataLoader.__init__() got an unexpected keyword argument 'batchsize'"),
+        ("model.tst_cfg.mode=whole", "error: GroupViTSegmentor.__init__() got an unexpected keyword argument"),
     ],
 )
-def test_tools_test_refuses_cfg_options_that_would_change_nothing(tmp_path, world_val, checkpoint, capsys, option,
-                                                                  message):  # fmt: skip
+def test_tools_test_refuses_cfg_options_that_change_nothing_or_no_class_takes(tmp_path, world_val, checkpoint,
+                                                                             capsys, option, message):  # fmt: skip
     code = load_tool("test").main([SYNTHETIC_TEST, checkpoint, *eval_args(world_val, tmp_path / "work"), option])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message) and len(err.splitlines()) == 1, err

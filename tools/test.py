@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TypeError as err:  # mmengine builds each class from its config dict: a misspelt key reaches __init__
+        if "unexpected keyword argument" not in str(err):
+            raise
+        print(f"error: {err} (a misspelt key in the config or --cfg-options?)", file=sys.stderr)
+        return 2
     except pickle.UnpicklingError as err:  # the Runner's own loading (e.g. a checkpoint it resumes) refused a pickle
         found = re.search(r"(?i)unsupported global[^\n.]*", str(err))
         reason = found.group(0) if found else type(err).__name__
