@@ -368,6 +368,25 @@ def test_convert_tool_rejects_junk_with_a_message(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_convert_tool_head_counts_are_never_dropped_or_forced_on_a_checkpoint_that_records_them(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "tools" / "convert_checkpoint.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    case = CASES["depth211-patch8-img48"]
+    hf = random_hf_model(case, seed=7)
+    pth = write_official_pth(tmp_path / "official.pth", official_state(hf.state_dict(),
+                                                                       list(GroupViT(config_for(case)).state_dict())))
+    assert tool.main([str(pth), str(tmp_path / "zero"), "--vision-heads", "0", "--text-heads", "2"]) == 2
+    assert "vision_heads=0 does not divide" in capsys.readouterr().err and not (tmp_path / "zero").exists()
+    assert tool.main([str(pth), str(tmp_path / "ours"), "--vision-heads", "4", "--text-heads", "2"]) == 0
+    capsys.readouterr()
+    assert tool.main([str(tmp_path / "ours"), str(tmp_path / "again"), "--vision-heads", "4"]) == 0  # as recorded
+    capsys.readouterr()
+    assert tool.main([str(tmp_path / "ours"), str(tmp_path / "other"), "--vision-heads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "(groupseg format) records {'vision_heads': 4}" in err and not (tmp_path / "other").exists()
+
+
 # -- errors ---------------------------------------------------------------------------------------------------------
 def test_wrong_and_partial_weights_name_keys_and_format(tmp_path):
     case = CASES["depth211-patch8-img48"]
