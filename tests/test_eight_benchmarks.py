@@ -213,6 +213,27 @@ def test_cityscapes_converter_maps_label_ids_to_the_19_train_ids(tmp_path):
     assert load_tool("convert_cityscapes").main([str(tmp_path / "none")]) == 2
 
 
+@pytest.mark.parametrize("tool", ["convert_coco_stuff", "convert_coco_object", "convert_cityscapes"])
+def test_converters_report_a_bad_mask_or_output_folder_in_one_line(tmp_path, capsys, tool):
+    folder = tmp_path / ("cityscapes/gtFine/val/city" if tool == "convert_cityscapes" else "coco/annotations/val2017")
+    folder.mkdir(parents=True)
+    name = "c_000000_000000_gtFine_labelIds.png" if tool == "convert_cityscapes" else "000000000139.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / name)
+    root = tmp_path / ("cityscapes" if tool == "convert_cityscapes" else "coco")
+    if tool != "convert_cityscapes":  # -o: a file where the output folder goes
+        (tmp_path / "a-file").write_text("mine")
+        assert load_tool(tool).main([str(root), "-o", str(tmp_path / "a-file"), "--nproc", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot make the folder") and "--out-dir" in err and len(err.splitlines()) == 1
+    (folder / f"x{name}").write_bytes(b"not a png")  # sorts after the good one
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / f"y{name}")  # RGB
+    for nproc in ("1", "2"):
+        assert load_tool(tool).main([str(root), "--nproc", nproc]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+        assert f"x{name}: cannot read it as a label PNG" in err or f"y{name}: expected a single-channel 8-bit" in err
+
+
 def test_a_benchmark_whose_label_maps_were_never_made_is_refused_with_the_path(tmp_path, checkpoint, capsys):
     make_coco_stuff(tmp_path, np.random.default_rng(0))  # stuffthingmaps only: not converted yet
     code = load_tool("test").main([str(REPO / "configs/zeroshot/groupvit_coco_stuff.py"), checkpoint, "--cfg-options",

@@ -41,11 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no *{SOURCE} under {gt_dir} (unpack gtFine_trainvaltest.zip into {args.cityscapes_path}; "
               "see data/README.md)", file=sys.stderr)  # fmt: skip
         return 2
-    if args.nproc > 1:
-        with Pool(args.nproc) as pool:
-            pool.map(convert, masks, chunksize=16)
-    else:
-        list(map(convert, masks))
+    try:
+        if args.nproc > 1:
+            with Pool(args.nproc) as pool:
+                pool.map(convert, masks, chunksize=16)
+        else:
+            list(map(convert, masks))
+    except ValueError as err:  # a mask that is not an 8-bit label PNG
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"{len(masks)} masks -> *{TARGET} under {gt_dir}")
     return 0
 

@@ -20,6 +20,7 @@ from multiprocessing import Pool
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
+from groupseg.cli import output_dir  # noqa: E402
 
 
 def convert(mask_path: str, out_dir: str, table: str, suffix: str) -> str:
@@ -45,14 +46,17 @@ def main(argv: list[str] | None = None, table: str = "COCO_STUFF_171", suffix: s
         masks = sorted(p for p in glob(osp.join(args.coco_path, "annotations", split, "*.png")) if "TrainIds" not in p)
         if not masks:
             continue
-        out_dir = osp.join(out_root, "annotations", split)
-        os.makedirs(out_dir, exist_ok=True)
-        work = partial(convert, out_dir=out_dir, table=table, suffix=suffix)
-        if args.nproc > 1:
-            with Pool(args.nproc) as pool:
-                pool.map(work, masks, chunksize=64)
-        else:
-            list(map(work, masks))
+        try:  # a file where the output folder goes, or a mask that is not an 8-bit label PNG: one line
+            out_dir = str(output_dir(osp.join(out_root, "annotations", split), "--out-dir"))
+            work = partial(convert, out_dir=out_dir, table=table, suffix=suffix)
+            if args.nproc > 1:
+                with Pool(args.nproc) as pool:
+                    pool.map(work, masks, chunksize=64)
+            else:
+                list(map(work, masks))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"{split}: {len(masks)} masks -> {out_dir}")
         total += len(masks)
     if not total:

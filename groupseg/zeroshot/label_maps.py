@@ -37,9 +37,12 @@ CITYSCAPES_19 = lookup_table(CITYSCAPES_TRAIN_IDS, default=255)
 
 
 def remap_label_png(src: str, dst: str, table: np.ndarray) -> str:
-    """Write ``table[label]`` of the single-channel 8-bit label PNG ``src`` to ``dst`` (palette PNGs: their indices)."""
-    image = Image.open(src)
-    mask = np.array(image)
+    """Write ``table[label]`` of the single-channel 8-bit label PNG ``src`` to ``dst`` (palette PNGs: their indices).
+    ValueError naming ``src`` if it is not one."""
+    try:
+        mask = np.array(Image.open(src))
+    except (OSError, SyntaxError) as err:  # not an image, or a truncated one: name the file, not PIL's internals
+        raise ValueError(f"{src}: cannot read it as a label PNG ({type(err).__name__}: {err})") from None
     if mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"{src}: expected a single-channel 8-bit label PNG, got {mask.dtype} {mask.shape}")
     Image.fromarray(table[mask]).save(dst)
