@@ -162,3 +162,8 @@ def test_make_synthetic_writes_clips_beside_the_image_world_and_never_over_them_
     assert len(list_clips(out / "video")) == 1
     assert tool.main([str(out), "--train", "0", "--val", "1", "--overwrite"]) == 0  # the image world again...
     assert len(list_clips(out / "video")) == 1  # ...leaves the clips alone
+    (tmp_path / "a-file").write_text("mine")
+    capsys.readouterr()
+    assert tool.main([str(tmp_path / "a-file"), "--video", "1", "--video-frames", "2"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'a-file'} exists and is not a folder\n"
+    assert (tmp_path / "a-file").read_text() == "mine"

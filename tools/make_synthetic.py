@@ -156,6 +156,8 @@ def write_video(args: argparse.Namespace, target: Path) -> int:
         config = VideoConfig(world=world_from(args.set), frames=args.video_frames)
         if args.video < 1:
             raise ValueError("need --video >= 1")
+        if target.parent.exists() and not target.parent.is_dir():
+            raise ValueError(f"{target.parent} exists and is not a folder")
         if target.exists() and any(target.iterdir()) and not args.overwrite:
             raise ValueError(f"{target} is not empty: write the clips elsewhere, or pass --overwrite to replace them")
     except (TypeError, ValueError) as err:
