@@ -200,8 +200,11 @@ def test_make_synthetic_refuses_a_non_empty_folder_and_bad_settings_without_leav
         fresh = tmp_path / bad.split("=")[0]
         assert make.main([str(fresh), "--train", "4", "--val", "1", "--set", bad, "--workers", "1"]) == 2
         assert not fresh.exists()
+    for video in ([], ["--video", "1"]):
+        assert make.main([str(tmp_path / "seed"), "--train", "4", "--val", "1", "--seed", "-1", *video]) == 2
+        assert not (tmp_path / "seed").exists()
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 5 and all(line.startswith("error: ") for line in errors)
     assert [p.name for p in tmp_path.iterdir()] == ["world"]  # no partial folder left anywhere
 
 

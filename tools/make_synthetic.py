@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     from groupseg.synthetic.instances import write_instances  # pycocotools: imported after the arguments are parsed
     try:
         world = world_from(args.set)
-        if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0:
-            raise ValueError("need --train >= 0, --val >= 1, --support >= 0 and --shard-size >= 1")
+        if args.train < 0 or args.val < 1 or args.shard_size < 1 or args.support < 0 or args.seed < 0:
+            raise ValueError("need --train >= 0, --val >= 1, --support >= 0, --shard-size >= 1 and --seed >= 0")
         check_out(out, args.overwrite)
     except (TypeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -154,8 +154,8 @@ def write_video(args: argparse.Namespace, target: Path) -> int:
 
     try:
         config = VideoConfig(world=world_from(args.set), frames=args.video_frames)
-        if args.video < 1:
-            raise ValueError("need --video >= 1")
+        if args.video < 1 or args.seed < 0:
+            raise ValueError("need --video >= 1 and --seed >= 0")
         if target.parent.exists() and not target.parent.is_dir():
             raise ValueError(f"{target.parent} exists and is not a folder")
         if target.exists() and any(target.iterdir()) and not args.overwrite:
