@@ -80,3 +80,15 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
     assert accuracy["image_embeds_max_abs_diff"] < 0.1  # bf16 stays close to fp32
     assert "target train_img_s_vs_port_fp32" in result.stdout and f"wrote {out}" in result.stdout
     assert "is the faster precision on this" in result.stdout and "default settings vs the port's fp32" in result.stdout
+
+
+def test_an_out_path_that_is_a_folder_is_refused_before_measuring(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(["--tiny", "--repeats", "1", "--only", "peak", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: --out {tmp_path} is a folder; give a file name\n"
+    assert "groupseg benchmark" not in captured.out  # nothing measured

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import groupseg  # noqa: F401  (applies the stack's compatibility shims first)
+from groupseg.cli import output_file
 
 if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help answers without loading torch
     import torch
@@ -714,6 +715,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0 or args.batch < 1:
         print("benchmark: --repeats and --batch must be >= 1, --warmup >= 0", file=sys.stderr)
         return 2
+    try:  # now, not after minutes of measuring
+        out = output_file(args.out, "--out")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     info = machine(device)
     print(f"groupseg benchmark: {preset} on {info.get('gpu', info['cpu'])} ({device}, {info['threads']} threads, "
@@ -768,8 +774,6 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{value['ratio']:.2f}×" if value.get("ratio") else "n/a"
         verdict = "met" if value["met"] else "NOT met"
         print(f"target {key}: {ratio} ({value['impl']}) vs ≥{value['target']}× — {verdict}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {out}")
     return 0
