@@ -104,3 +104,7 @@ def test_unconverted_labels_name_the_converter_and_bad_input_exits_2(tmp_path, c
     assert tool.main([checkpoint, "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "t")]) == 2
     assert "no benchmark data found" in capsys.readouterr().err
     assert (tmp_path / "t/table.md").exists()  # the table of what is known (nothing measured) is still written
+    (tmp_path / "a-file").write_text("mine")
+    assert tool.main([checkpoint, "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot make the folder {tmp_path / 'a-file'} (--out)")
+    assert (tmp_path / "a-file").read_text() == "mine"

@@ -30,6 +30,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims before mmseg is imported)
+from groupseg.cli import output_dir  # noqa: E402
 
 # groupseg.zeroshot.protocols.PROTOCOL_NAMES, named here because that module loads mmseg (tests/test_tools_help.py
 # checks that they agree)
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks = selected(args.datasets)
         if not osp.exists(args.checkpoint):
             raise ValueError(f"checkpoint {args.checkpoint} does not exist")
+        output_dir(args.out, "--out")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
