@@ -159,6 +159,14 @@ def test_convert_and_init_checkpoint_refuse_to_replace_anything_but_a_checkpoint
     assert "--overwrite" in capsys.readouterr().err
     assert convert.main([checkpoint, str(tmp_path / "new"), "--overwrite"]) == 0
     assert init.main([str(REPO / "configs/train/groupvit_tiny_debug.py"), str(tmp_path / "new"), "--overwrite"]) == 0
+    capsys.readouterr()
+    for device, message in (("foo", "is not one torch knows"), ("cuda", "torch sees no GPU")):
+        if device == "cuda" and torch.cuda.is_available():
+            continue
+        assert convert.main([checkpoint, str(tmp_path / "on_device"), "--device", device]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "on_device").exists()
+        with pytest.raises(ValueError, match=message):
+            groupseg.load_model(checkpoint, device)
 
 
 # -- 4. the demo never writes over an input -------------------------------------------------------------------------

@@ -705,7 +705,14 @@ def main(argv: list[str] | None = None) -> int:
         from torch._inductor import config as inductor_config
 
         inductor_config.compile_threads = 1
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    from groupseg.models.load import check_device
+
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = check_device(auto if args.device == "auto" else args.device)
+    except ValueError as err:
+        print(f"error: --device: {err}", file=sys.stderr)
+        return 2
     preset = "groupvit-tiny" if args.tiny else args.preset
     native = build_config(preset).image_size
     args.sizes = args.sizes or [native, 2 * native]

@@ -33,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from groupseg.models.checkpoint import CheckpointError, check_replaceable, save_checkpoint
     from groupseg.models.convert import detect_format, read_checkpoint
-    from groupseg.models.load import resolve_checkpoint
+    from groupseg.models.load import check_device, resolve_checkpoint
 
     overrides = {k: v for k, v in [("vision_heads", args.vision_heads), ("text_heads", args.text_heads)]
                  if v is not None}  # fmt: skip
     try:
         check_replaceable(args.dst, overwrite=args.overwrite)  # before the (possibly long) read
+        device = check_device(args.device)
         src = resolve_checkpoint(args.src)
         fmt = detect_format(src)[0]
         checkpoint = read_checkpoint(src, **(overrides if fmt == "nvlabs" else {}))
@@ -46,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         if recorded != overrides:  # the other formats record their head counts: a different one is another model
             raise CheckpointError(f"{src} ({fmt} format) records {recorded}; --vision-heads / --text-heads set the "
                                   "head counts of official .pth files, which do not record them")  # fmt: skip
-        model = checkpoint.build_model().to(args.device).eval()
+        model = checkpoint.build_model().to(device).eval()
         out = save_checkpoint(model, args.dst, extra={"converted_from": {"format": checkpoint.format,
                                                                         "path": str(checkpoint.path)}})  # fmt: skip
-    except (CheckpointError, OSError) as err:
+    except (CheckpointError, OSError, ValueError) as err:  # ValueError: an unknown or absent --device
         print(f"convert_checkpoint: error: {err}", file=sys.stderr)
         return 2
     config = checkpoint.config

@@ -35,6 +35,18 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, or a ``ValueError`` saying why not (an unknown name, or CUDA that torch
+    does not see), before any weights are read."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not one torch knows (e.g. 'cpu', 'cuda', 'cuda:1')") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: torch sees no GPU here (use 'cpu')")
+    return device
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", **config_overrides: Any) -> GroupViT:
     """A GroupViT in eval mode from any supported weights format (see ``groupseg.models.convert``).
 
@@ -46,4 +58,5 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", **co
     official head dim, right for the released models); pass e.g. ``vision_heads=4`` for other models.
     Raises ``CheckpointError`` naming the detected format and any missing / unexpected / mis-shaped keys.
     """
+    device = check_device(device)
     return read_checkpoint(resolve_checkpoint(path), **config_overrides).build_model().to(device).eval()
