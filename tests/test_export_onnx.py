@@ -147,7 +147,7 @@ def test_export_tool_writes_a_checked_file_and_refuses_bad_input_in_one_line(sha
     before = out.read_bytes()
     cases = [([str(checkpoint), "--out", str(out)], "exists; pass --overwrite"),
              ([str(tmp_path / "nope"), "--out", str(tmp_path / "x.onnx")], "does not exist"),
-             ([str(checkpoint), "--out", str(tmp_path / "no_dir" / "x.onnx")], "folder"),
+             ([str(checkpoint), "--out", str(tmp_path)], "is a folder; give a file name"),
              ([str(checkpoint), "--out", str(tmp_path / "x.txt")], "should be a .onnx file"),
              ([str(checkpoint), "--out", str(tmp_path / "y.onnx"), "--image-size", "2"], "at least the patch size")]
     for argv, message in cases:
@@ -155,3 +155,5 @@ def test_export_tool_writes_a_checked_file_and_refuses_bad_input_in_one_line(sha
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert out.read_bytes() == before  # an existing file is never replaced without --overwrite
+    assert tool.main([str(checkpoint), "--out", str(tmp_path / "new" / "t.onnx"), "--no-check"]) == 0  # as elsewhere,
+    assert (tmp_path / "new" / "t.onnx").is_file()  # the output's folder is made

@@ -61,12 +61,14 @@ def check(model: groupseg.GroupViT, path: str, sizes: list[tuple[int, int]]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from groupseg.cli import output_file
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.models.export import export_image_tower
 
     try:
         if args.image_size is not None and (len(args.image_size) > 2 or min(args.image_size) < 1):
             raise ValueError(f"--image-size takes one or two positive sides, got {args.image_size}")
+        output_file(args.out, "--out")  # a folder is refused, a missing parent folder made
         if osp.exists(args.out) and not args.overwrite:
             raise ValueError(f"{args.out} exists; pass --overwrite to replace it")
         if not osp.exists(args.checkpoint):
