@@ -478,3 +478,14 @@ def test_load_model_and_tools_follow_latest_and_a_work_dir(tmp_path, tiny_model,
                                    *eval_args(world_val, tmp_path / "work")])  # fmt: skip
     assert code == 0, capsys.readouterr().err[-2000:]
     assert json.loads(out.read_text())["images"] == 3
+
+
+def test_resume_takes_a_latest_pointer_or_a_work_dir_as_load_model_does(tmp_path, shards):
+    first = tmp_path / "first"
+    train(training_config(tiny_training(shards, max_steps=2, ckpt_interval=1)), first)
+    (first / "checkpoints" / "latest").write_text("step_00000001")  # continue from step 1, in another work dir
+    for i, source in enumerate((first / "checkpoints" / "latest", first)):
+        work = tmp_path / f"continued_{i}"
+        last = train(training_config(tiny_training(shards, max_steps=2, ckpt_interval=1)), work, resume=str(source))
+        assert last.name == "step_00000002"
+        assert [json.loads(line)["step"] for line in (work / "metrics.jsonl").read_text().splitlines()] == [2]

@@ -16,6 +16,7 @@ import torch
 
 from ..losses import GroupViTLoss
 from ..models import GroupViT, build_config
+from ..models.load import resolve_checkpoint
 from ..models.precision import resolve_precision
 from . import distributed as D
 from .checkpointing import (
@@ -176,9 +177,10 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
           ) -> Path | None:  # fmt: skip
     """Run ``cfg`` to completion (or resume it). Returns the last checkpoint directory (rank 0).
 
-    ``resume``: a checkpoint directory, or ``"auto"`` for the work dir's latest. A work dir that already holds a run
-    is refused (WorkDirInUse) unless it is resumed, or ``overwrite`` deletes that run's outputs first. SIGTERM /
-    SIGINT save a checkpoint at the end of the current step, then raise TrainingInterrupted."""
+    ``resume``: a checkpoint directory (or a ``latest`` pointer, or a work dir: its latest), or ``"auto"`` for the
+    work dir's latest. A work dir that already holds a run is refused (WorkDirInUse) unless it is resumed, or
+    ``overwrite`` deletes that run's outputs first. SIGTERM / SIGINT save a checkpoint at the end of the current
+    step, then raise TrainingInterrupted."""
     cfg = as_training_config(cfg)
     work_dir = Path(work_dir)
     ckpt_dir = work_dir / "checkpoints"
@@ -203,7 +205,7 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
 
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped": {}}
     if resume is not None:
-        path = find_latest(ckpt_dir) if resume == "auto" else Path(resume)
+        path = find_latest(ckpt_dir) if resume == "auto" else resolve_checkpoint(resume)  # also `latest`, a work dir
         if path is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint under {ckpt_dir}")
         saved = load_training_checkpoint(path, model)
