@@ -111,7 +111,8 @@ def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_other
     tool = load_tool("segment_everything")
     assert tool.main([str(thin), str(image), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "r.json")]) == 0
     err = capsys.readouterr().err.strip()
-    assert err == f"skipped: {thin}: the image (200×1 px) is smaller than one 4 px patch; use short_side= to enlarge it"
+    assert err == (f"skipped: {thin}: the image (200×1 px) is smaller than one 4 px patch; use short_side= "
+                   "(--short-side in the tools) to enlarge it")
     results = json.loads((tmp_path / "r.json").read_text())
     assert results and {r["file_name"] for r in results} == {image.name} and {r["image_id"] for r in results} == {2}
     assert tool.main([str(thin), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "none.json")]) == 2

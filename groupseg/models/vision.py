@@ -64,7 +64,7 @@ class PatchEmbed(nn.Module):
         batch, channels, height, width = images.shape
         if not torch.onnx.is_in_onnx_export() and min(height, width) < stride:  # the conv's error names no image
             raise ValueError(f"the image ({width}×{height} px as the model sees it) is smaller than one {stride} px "
-                             f"patch; resize it larger (short_side)")  # fmt: skip
+                             f"patch; resize it larger (short_side=, or --short-side in the tools)")  # fmt: skip
         # overlapping or ragged patches, and ONNX export (whose graph must not bake in this image's size): the conv
         if kernel != stride or height % stride or width % stride or torch.onnx.is_in_onnx_export():
             x = self.proj(images)

@@ -159,7 +159,7 @@ class GroupPredictor:
         patch = self.model.config.patch_size
         if min(rgb.shape[:2]) < patch:
             raise ValueError(f"the image ({rgb.shape[1]}×{rgb.shape[0]} px) is smaller than one {patch} px patch; "
-                             f"use short_side= to enlarge it")  # fmt: skip
+                             f"use short_side= (--short-side in the tools) to enlarge it")  # fmt: skip
         pixels = torch.from_numpy(rgb.copy()).float().permute(2, 0, 1)
         pixels = (pixels - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
         return pixels[None].to(self.device)
