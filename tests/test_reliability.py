@@ -152,6 +152,9 @@ def test_convert_and_init_checkpoint_refuse_to_replace_anything_but_a_checkpoint
         assert convert.main([checkpoint, str(dst)]) == 2
         assert init.main([str(REPO / "configs/train/groupvit_tiny_debug.py"), str(dst)]) == 2
     assert "refusing to replace" in capsys.readouterr().err
+    assert convert.main([checkpoint, str(photo / "sub")]) == 2  # under a file: named, not "[Errno 17] File exists"
+    assert init.main([str(REPO / "configs/train/groupvit_tiny_debug.py"), str(photo / "sub" / "x")]) == 2
+    assert capsys.readouterr().err.count(f"{photo} is a file, so the checkpoint directory") == 2
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"] and (other / "notes.txt").read_text() == "keep me"
     assert photo.read_bytes() == b"\xff\xd8 not really a jpeg"
     assert convert.main([checkpoint, str(tmp_path / "new")]) == 0

@@ -76,6 +76,9 @@ def check_replaceable(path: str | os.PathLike, overwrite: bool = True) -> None:
     if path.suffix == ".safetensors":
         path = path.parent
     if not path.exists() and not path.is_symlink():
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise CheckpointError(f"{blocking} is a file, so the checkpoint directory {path} cannot be made under it")
         return
     if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
         return
