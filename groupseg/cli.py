@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Sequence
 
 
 class DictAction(argparse.Action):
@@ -34,3 +35,17 @@ def output_dir(path: str | os.PathLike, option: str) -> Path:
     except (FileExistsError, NotADirectoryError) as err:
         raise ValueError(f"cannot make the folder {path} ({option}): {err.strerror}") from err
     return path
+
+
+def background_threshold(bg_thresh: float | None, no_background: bool, default: float = 0.95) -> float:
+    """``--bg-thresh`` as given, or ``default`` (the official 0.95); refused with ``--no-background``, which leaves
+    no background label to threshold."""
+    if no_background and bg_thresh is not None:
+        raise ValueError("--bg-thresh has no effect with --no-background: there is no background label to threshold")
+    return default if bg_thresh is None else bg_thresh
+
+
+def check_no_background(classes: Sequence[str], no_background: bool) -> None:
+    """``--no-background`` says there is no background label: a vocabulary that starts with one contradicts it."""
+    if no_background and classes[0] == "background":
+        raise ValueError("--no-background, but the vocabulary starts with 'background': remove it or drop the option")

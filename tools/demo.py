@@ -75,23 +75,18 @@ def _is_our_overlay(path: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from groupseg.cli import output_dir
+    from groupseg.cli import background_threshold, check_no_background, output_dir
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.zeroshot import VocabularyError, ZeroShotSegmenter
 
     try:
         if not args.checkpoint:
             raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
-        if args.no_background and args.bg_thresh is not None:
-            raise ValueError("--bg-thresh has no effect with --no-background: there is no background label to "
-                             "threshold")  # fmt: skip
         segmenter = ZeroShotSegmenter(
-            args.checkpoint, args.vocab, bg_thresh=0.95 if args.bg_thresh is None else args.bg_thresh,
+            args.checkpoint, args.vocab, bg_thresh=background_threshold(args.bg_thresh, args.no_background),
             background=not args.no_background, mode=args.mode, short_side=args.short_side, device=args.device,
         )  # fmt: skip
-        if args.no_background and segmenter.classes[0] == "background":
-            raise ValueError("--no-background, but the vocabulary starts with 'background': remove it or drop the "
-                             "option")  # fmt: skip
+        check_no_background(segmenter.classes, args.no_background)
         output_dir(args.out, "--out")
     except (CheckpointError, VocabularyError, ValueError) as err:  # ValueError: an option out of range
         print(f"error: {err}", file=sys.stderr)

@@ -35,14 +35,13 @@ if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help
 # groupseg.zeroshot.head.BG_SCORES, named here because that module loads torch (tests/test_tools_help.py checks that
 # they agree)
 BG_SCORES = ("probability", "cosine")
-DEFAULT_BG_THRESH = 0.95
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options that build a :class:`VideoSegmenter`, shared with tools/eval_video.py."""
     parser.add_argument("--checkpoint", default=os.environ.get("GROUPSEG_CHECKPOINT"),
                         help="GroupViT weights (default: $GROUPSEG_CHECKPOINT)")  # fmt: skip
-    parser.add_argument("--bg-thresh", type=float, help=f"background threshold (default {DEFAULT_BG_THRESH})")
+    parser.add_argument("--bg-thresh", type=float, help="background threshold (default 0.95)")
     parser.add_argument("--bg-score", choices=BG_SCORES, default="probability",
                         help="what --bg-thresh thresholds (default probability, the official head)")  # fmt: skip
     parser.add_argument("--short-side", type=int, default=448, help="resize the short side to this (default 448)")
@@ -61,22 +60,19 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_segmenter(args: argparse.Namespace, vocab, stuff=(), background: bool = True) -> VideoSegmenter:
+    from groupseg.cli import background_threshold, check_no_background
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.video import TrackerConfig, VideoSegmenter
 
     if not args.checkpoint:
         raise CheckpointError("no checkpoint: pass --checkpoint or set GROUPSEG_CHECKPOINT")
-    if not background and args.bg_thresh is not None:
-        raise ValueError("--bg-thresh has no effect with --no-background: there is no background label to threshold")
+    bg_thresh = background_threshold(args.bg_thresh, not background)
     tracker = TrackerConfig(iou_weight=args.iou_weight, min_similarity=args.min_similarity,
                             max_missing=args.max_missing, label_weight=args.label_weight)  # fmt: skip
-    segmenter = VideoSegmenter(
-        args.checkpoint, vocab, stuff=stuff, bg_thresh=DEFAULT_BG_THRESH if args.bg_thresh is None else args.bg_thresh,
-        bg_score=args.bg_score, background=background, short_side=args.short_side, min_area=args.min_area,
-        tracker=tracker, device=args.device,
-    )  # fmt: skip
-    if not background and segmenter.classes[0] == "background":
-        raise ValueError("--no-background, but the vocabulary starts with 'background': remove it or drop the option")
+    segmenter = VideoSegmenter(args.checkpoint, vocab, stuff=stuff, bg_thresh=bg_thresh, bg_score=args.bg_score,
+                               background=background, short_side=args.short_side, min_area=args.min_area,
+                               tracker=tracker, device=args.device)  # fmt: skip
+    check_no_background(segmenter.classes, not background)
     return segmenter
 
 
