@@ -105,6 +105,36 @@ def test_masks_come_back_at_the_original_image_size():
     assert np.array_equal(masks[0], expected)
 
 
+class Upsampled(GroupPredictor):
+    """8×8 working pixels for a 4×4 image (as short_side upsamples): group 1 is working column 2 alone, which no
+    original pixel shows (to_original samples working columns 1, 3, 5, 7)."""
+
+    def __init__(self):
+        super().__init__(None)
+
+    def set_image(self, image=None):
+        thin = np.zeros((SIZE, SIZE))
+        thin[:, 2] = 1
+        self.set_levels([np.stack([1 - thin, thin]) * 0.8 + 0.1], (4, 4))
+
+
+def test_a_click_selects_what_the_clicked_pixel_shows_when_the_working_size_is_larger():
+    predictor = Upsampled()
+    predictor.set_image()
+    masks, scores = predictor.predict(point_coords=[[1.0, 1.0]], point_labels=[1])  # pixel 1 shows working column 3
+    assert len(masks) == len(scores) >= 1 and all(m[1, 1] for m in masks)  # was: column 2, an empty mask
+    masks, _ = predictor.predict(box=[0, 0, 4, 4])
+    assert all(m.any() for m in masks)
+
+
+def test_the_generator_drops_units_no_original_pixel_shows():
+    records = GroupMaskGenerator(Upsampled()).generate(np.zeros((4, 4, 3), np.uint8))
+    assert records and all(r["area"] > 0 for r in records)  # was: a record of area 0 for group 1
+    for r in records:
+        x, y = r["point_coords"][0]
+        assert r["segmentation"][int(y), int(x)]
+
+
 def test_free_text_selects_the_final_group_whose_embedding_matches(tiny_model, word_embeds):
     predictor = hand_built(tiny_model, group_embeds=word_embeds)  # A = "cat", B = "dog", C = "grass"
     for word, group in (("cat", A), ("dog", B), ("grass", C)):

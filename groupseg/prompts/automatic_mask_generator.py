@@ -99,12 +99,16 @@ class GroupMaskGenerator:
         vocab = parse_vocabulary(vocabulary) if vocabulary is not None else None
         self.predictor.set_image(image)
         proposals = self._proposals()
-        rles = []  # masks are kept as RLE only: a thousand full-size bool masks of a large image would not fit
-        for _, _, stage, kind, unit in proposals:
+        rles, shown = [], []  # masks are kept as RLE only: a thousand full-size masks of a large image would not fit
+        for proposal in proposals:
+            _, _, stage, kind, unit = proposal
             mask = self.predictor.to_original(self.predictor.levels[stage].units(kind) == unit)
             if self.min_mask_region_area > 0:
                 mask = _remove_small_regions(mask, self.min_mask_region_area)
-            rles.append(_encode(mask))
+            if mask.any():  # a unit narrower than an original pixel vanishes when short_side upsamples the image
+                rles.append(_encode(mask))
+                shown.append(proposal)
+        proposals = shown
         ious = [p[0] for p in proposals]
         keep = _mask_nms(rles, ious, self.mask_nms_thresh)
         if self.box_nms_thresh < 1.0 and keep:

@@ -188,10 +188,12 @@ class GroupPredictor:
                 candidates = _best_first_unique([(mask, self._text_score(mask, text)) for mask, _ in candidates])
         else:
             candidates = self._text_candidates(text)
+        # at the original size a unit narrower than a pixel vanishes (short_side upsamples) and two masks may become one
+        shown = [(self.to_original(mask), score) for mask, score in candidates]
+        shown = _best_first_unique([(mask, score) for mask, score in shown if mask.any()]) or shown[:1]
         if not multimask_output:
-            candidates = candidates[:1]
-        masks = np.stack([self.to_original(mask) for mask, _ in candidates])
-        return masks, np.array([score for _, score in candidates], np.float32)
+            shown = shown[:1]
+        return np.stack([mask for mask, _ in shown]), np.array([score for _, score in shown], np.float32)
 
     def _check_points(self, coords, labels) -> tuple[np.ndarray | None, np.ndarray | None]:
         if coords is None and labels is None:
@@ -213,10 +215,12 @@ class GroupPredictor:
             if not (0 <= x <= width and 0 <= y <= height):
                 raise PromptError(f"point ({x:g}, {y:g}) lies outside the {width}×{height} image "
                                   f"(x in [0, {width}], y in [0, {height}])")  # fmt: skip
+        # the working pixel that to_original shows at the clicked pixel (its centre's), so that the clicked pixel is
+        # in the mask when the working size differs: the point itself could fall in a unit that misses it there
         h, w = self.input_size
-        cols = np.minimum((coords[:, 0] * w / width).astype(np.int64), w - 1)
-        rows = np.minimum((coords[:, 1] * h / height).astype(np.int64), h - 1)
-        return np.stack([rows, cols], axis=1), labels.astype(np.int64)
+        cols = ((np.minimum(np.floor(coords[:, 0]), width - 1) + 0.5) * w / width).astype(np.int64)
+        rows = ((np.minimum(np.floor(coords[:, 1]), height - 1) + 0.5) * h / height).astype(np.int64)
+        return np.stack([np.minimum(rows, h - 1), np.minimum(cols, w - 1)], axis=1), labels.astype(np.int64)
 
     def _check_box(self, box) -> tuple[int, int, int, int] | None:
         if box is None:
