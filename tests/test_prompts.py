@@ -200,6 +200,18 @@ def test_a_real_model_answers_prompts_on_any_image_size(sharp_tiny_model, size, 
     assert masks.shape == (1, *size)
 
 
+def test_set_image_takes_sams_image_format_for_opencv_bgr_arrays(sharp_tiny_model):
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    rgb, bgr = GroupPredictor(sharp_tiny_model), GroupPredictor(sharp_tiny_model)
+    rgb.set_image(image)
+    bgr.set_image(np.ascontiguousarray(image[..., ::-1]), image_format="BGR")  # was: a TypeError
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(rgb.levels, bgr.levels))
+    regions = RegionPredictor("slic")
+    regions.set_image(image[..., ::-1], "BGR")
+    with pytest.raises(ValueError, match="image_format"):
+        rgb.set_image(image, image_format="HSV")
+
+
 class HandBuilt(GroupPredictor):
     """The hand-built groups for any image: the generator's real pipeline on known groups."""
 

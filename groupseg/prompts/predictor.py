@@ -105,11 +105,12 @@ class GroupPredictor:
         return next(self.model.parameters()).device if self.model is not None else torch.device("cpu")
 
     @torch.no_grad()
-    def set_image(self, image: ImageLike) -> None:
-        """Run the image tower once and keep what prompts need: per-stage soft maps, group embeddings, sizes."""
+    def set_image(self, image: ImageLike, image_format: str = "RGB") -> None:
+        """Run the image tower once and keep what prompts need: per-stage soft maps, group embeddings, sizes.
+        ``image_format``: SAM's argument, "BGR" for an array in OpenCV's channel order (``cv2.imread``)."""
         if self.model is None:
             raise RuntimeError("this predictor has no model; set its groups with set_assignments(...)")
-        rgb = load_rgb(image)
+        rgb = load_image(image, image_format)
         pixels = self._preprocess(rgb)
         out = self.model.forward_image(pixels)
         self.set_assignments(
@@ -397,6 +398,14 @@ class GroupPredictor:
         rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
         cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
         return array[..., rows[:, None], cols[None, :]]
+
+
+def load_image(image: ImageLike, image_format: str = "RGB") -> np.ndarray:
+    """:func:`load_rgb`, channels reversed for ``image_format="BGR"`` (SAM's ``set_image`` argument)."""
+    if image_format not in ("RGB", "BGR"):
+        raise ValueError(f"image_format must be 'RGB' or 'BGR', got {image_format!r}")
+    rgb = load_rgb(image)
+    return np.ascontiguousarray(rgb[..., ::-1]) if image_format == "BGR" else rgb
 
 
 def _pieces(mask: np.ndarray) -> tuple[np.ndarray, int]:

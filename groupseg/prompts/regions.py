@@ -12,8 +12,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from skimage.segmentation import felzenszwalb, slic
 
-from ..zeroshot.single_image import ImageLike, load_rgb
-from .predictor import GroupPredictor
+from ..zeroshot.single_image import ImageLike
+from .predictor import GroupPredictor, load_image
 
 # Defaults for small images such as the synthetic world's 32 px (objects of 10-25 px), chosen on 60 of its held-out
 # images (docs/prompts.md); tune for photos. Each entry of LEVELS is one level of units, finest first.
@@ -55,8 +55,8 @@ class RegionPredictor(GroupPredictor):
         labels = felzenszwalb(rgb, **params) if self.method == "felzenszwalb" else slic(rgb, **params)
         return np.unique(labels, return_inverse=True)[1].reshape(labels.shape)
 
-    def set_image(self, image: ImageLike) -> None:
-        rgb = load_rgb(image)
+    def set_image(self, image: ImageLike, image_format: str = "RGB") -> None:
+        rgb = load_image(image, image_format)
         maps = []
         for params in self.levels_params:
             labels = self.regions(rgb, params)
