@@ -172,3 +172,29 @@ def test_noc_counts_max_clicks_when_never_reached_and_runs_stop_at_the_target():
     gt = box_mask((10, 10), 2, 2, 8, 8)
     run = run_clicks(gt, lambda points, labels: gt, max_clicks=20)
     assert run.ious == [1.0] and run.labels == [1]
+
+
+def uncompressed(mask):
+    """COCO's uncompressed RLE (counts a list of run lengths, column-major, zeros first), as crowd regions have."""
+    flat = np.concatenate([[0], mask.ravel(order="F").astype(np.int8), [1 - mask.ravel(order="F")[-1]]])
+    edges = np.nonzero(np.diff(flat))[0]
+    return dict(size=list(mask.shape), counts=np.diff(np.concatenate([[0], edges])).tolist())
+
+
+def test_lvis_style_instances_without_iscrowd_area_or_file_name_are_read():
+    instances, results, truth, proposals = tiny_instance_set(np.random.default_rng(2))
+    lvis = dict(instances, images=[{k: v for k, v in im.items() if k != "file_name"} |
+                                   dict(coco_url=f"http://images.cocodataset.org/val2017/{im['id']}.jpg")
+                                   for im in instances["images"]],
+                annotations=[{k: v for k, v in a.items() if k not in ("iscrowd", "area")} for a in
+                             instances["annotations"]])  # fmt: skip
+    for ann, gt in zip(lvis["annotations"], (g for i in (1, 2, 3) for g in truth[i])):
+        ann["segmentation"] = uncompressed(gt)
+    recall = proposal_recall(lvis, results, max_dets=(1, 3))  # was: KeyError 'iscrowd' (then 'area') in COCOeval
+    assert recall["AR@3"] == pytest.approx(numpy_recall(truth, proposals, 3), abs=1e-9)
+    coco = load_coco(lvis)
+    assert coco.imgs[1]["file_name"] == "val2017/1.jpg"  # where detectron2 looks for an LVIS image
+    assert coco.anns[1]["area"] == truth[1][0].sum() and "area" not in lvis["annotations"][0]  # the input untouched
+    with pytest.raises(ValueError, match="no 'segmentation'"):
+        load_coco(dict(instances, annotations=[{k: v for k, v in a.items() if k != "segmentation"}
+                                               for a in instances["annotations"]]))  # fmt: skip

@@ -40,7 +40,9 @@ BASELINES = ("felzenszwalb", "slic", "felzenszwalb-single", "slic-single")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", required=True, help="folder holding the instance set's file_name's")
+    parser.add_argument("--images", required=True,
+                        help="folder holding the instance set's file_name's (LVIS, whose images have a coco_url "
+                             "only: the folder holding train2017/ and val2017/)")  # fmt: skip
     parser.add_argument("--instances", required=True, help="COCO instances JSON")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]CKPT",
                         help="GroupViT weights to evaluate (repeat for several)")

@@ -14,6 +14,7 @@ import os
 from typing import Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -36,10 +37,30 @@ def load_coco(instances: str | os.PathLike | dict | COCO) -> COCO:
         if key not in instances:
             raise ValueError(f"COCO instances need an {key!r} list; this one has keys {sorted(instances)}")
     coco = COCO()
-    coco.dataset = instances
+    coco.dataset = _complete(instances)
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
+    for ann in coco.dataset["annotations"]:
+        if "area" not in ann:  # COCOeval's area ranges read it
+            ann["area"] = float(mask_utils.area(coco.annToRLE(ann)))
     return coco
+
+
+def _complete(instances: dict) -> dict:
+    """A copy with what LVIS-style sets leave out and COCOeval reads: ``iscrowd`` (0), an image's ``file_name``
+    from its ``coco_url`` (``val2017/000000397133.jpg``, as detectron2 reads LVIS); ``area`` is filled once
+    indexed. An annotation without a ``segmentation`` (a box-only set) is refused: there is no mask to recall."""
+    images = [dict(im) for im in instances["images"]]
+    for image in images:
+        if "file_name" not in image and "coco_url" in image:
+            image["file_name"] = "/".join(str(image["coco_url"]).split("/")[-2:])
+    annotations = []
+    for ann in instances["annotations"]:
+        if "segmentation" not in ann:
+            raise ValueError(f"annotation {ann.get('id')} of image {ann.get('image_id')} has no 'segmentation': "
+                             "masks are needed (a box-only set?)")  # fmt: skip
+        annotations.append(dict(ann, iscrowd=ann.get("iscrowd", 0)))
+    return dict(instances, images=images, annotations=annotations)
 
 
 def proposal_recall(
