@@ -140,3 +140,32 @@ def test_eval_tool_refuses_a_vocabulary_that_does_not_fit_the_categories(checkpo
                                          *MODEL])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and "7 labels" in err and "\n" not in err
+
+
+def test_eval_tool_with_frame_step_tracks_every_frame_and_scores_the_annotated_ones(checkpoint, clips, tmp_path,
+                                                                                     capsys):  # fmt: skip
+    """Cityscapes-VPS's protocol (inference on every frame, masks on every 5th): frames without a mask are tracked,
+    not refused; per-frame figures equal those of the annotated frames alone (tracking cannot change them)."""
+    import shutil
+
+    sparse, annotated = tmp_path / "sparse", tmp_path / "annotated"
+    shutil.copytree(clips, sparse)
+    shutil.copytree(clips, annotated)
+    for clip in ("clip_0000", "clip_0001"):
+        for t in range(1, 10, 2):
+            (sparse / "panomasks_colours" / clip / f"{t:05d}.png").unlink()
+            (annotated / "panomasks_colours" / clip / f"{t:05d}.png").unlink()
+            (annotated / "images" / clip / f"{t:05d}.jpg").unlink()
+    reports = {}
+    for name, root in (("sparse", sparse), ("annotated", annotated)):
+        reports[name] = tmp_path / f"{name}.json"
+        report = ["--json", str(reports[name])]
+        options = ["--masks", "panomasks_colours", "--frame-step", "2", "--spans", "0", "2", *report]
+        code = load_tool("eval_video").main([str(root), "--checkpoint", str(checkpoint), "--vocab",
+                                             str(clips / "colours.txt"), *options, *MODEL])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+    assert "2 clips, 20 frames (10 with a mask scored)" in capsys.readouterr().out
+    sparse_result, annotated_result = (json.loads(reports[n].read_text()) for n in ("sparse", "annotated"))
+    assert (sparse_result["frames"], sparse_result["scored"]) == (20, 10)
+    for figure in ("STQ", "VPQ", "VPQ@2", "mIoU", "mVC8"):
+        assert sparse_result["per-frame"][figure] == pytest.approx(annotated_result["per-frame"][figure], nan_ok=True)

@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spans", type=int, nargs="+",
                         help="VPQ spans k in frames (default 0 5 10 15; VIPSeg's evaluator: 0 1 3 5 7)")  # fmt: skip
     parser.add_argument("--frame-step", type=int, default=1,
-                        help="frames between two annotated frames (default 1; Cityscapes-VPS: 5)")  # fmt: skip
+                        help="frames between two annotated frames (default 1; Cityscapes-VPS: 5); above 1, frames "
+                             "without a mask are tracked but not scored")  # fmt: skip
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     add_model_args(parser)
     args = parser.parse_args(argv)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             output_file(args.json, "--json")
-        clips = list_clips(root, args.split, args.masks)[: args.max_clips]
+        clips = list_clips(root, args.split, args.masks, sparse=args.frame_step > 1)[: args.max_clips]
         categories = read_categories(category_file(root, args.masks, args.categories))
         background = categories[0].name == "background"
         vocab = parse_vocabulary(args.vocab, add_background=background)
@@ -118,13 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     miou = {name: MeanIoU(len(categories)) for name in metrics}
-    frames, seconds = 0, 0.0
+    frames, scored, seconds = 0, 0, 0.0
     try:
         for clip in clips:
             video = segmenter.track(clip.frames)
             frames_iter, start = iter(video), time.perf_counter()
             for frame, mask in zip(frames_iter, clip.masks):
                 seconds += time.perf_counter() - start
+                frames += 1
+                if mask is None:  # between annotated frames (--frame-step): tracked, not scored
+                    start = time.perf_counter()
+                    continue
                 gt_sem, gt_inst = read_panomask(mask)
                 if gt_sem.shape != frame.labels.shape:
                     raise FramesError(f"mask {mask} is {gt_sem.shape[1]}x{gt_sem.shape[0]} but its frame is "
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   ("tracked", (frame.labels, frame.instances))):  # fmt: skip
                     metrics[name].update(gt_sem, gt_inst, labels, instances, clip=clip.name)
                     miou[name].update(gt_sem, labels)
-                frames += 1
+                scored += 1
                 start = time.perf_counter()
             aqs = {n: m.stq.result()["per_clip"].get(clip.name, {}).get("AQ", math.nan) for n, m in metrics.items()}
             print(f"{clip.name}: {len(clip.frames)} frames, {len(video.tracks)} tracks; AQ per-frame "
@@ -142,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     results = {name: {**m.result(), "mIoU": miou[name].result()} for name, m in metrics.items()}
-    print(f"\n{len(clips)} clips, {frames} frames, {frames / max(seconds, 1e-9):.2f} frames/s (model + tracking, "
-          f"short side {args.short_side}, this machine)")  # fmt: skip
+    unscored = f" ({scored} with a mask scored)" if scored < frames else ""
+    print(f"\n{len(clips)} clips, {frames} frames{unscored}, {frames / max(seconds, 1e-9):.2f} frames/s (model + "
+          f"tracking, short side {args.short_side}, this machine)")  # fmt: skip
     print(f"{'':10s}" + "".join(f"{c:>8s}" for c in COLUMNS))
     for name, result in results.items():
         print(f"{name:10s}" + "".join(f"{100 * result[c]:8.1f}" for c in COLUMNS))
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"per span (per-frame / tracked): {spans}")
     if args.json:
         fps = frames / max(seconds, 1e-9)
-        report = {"clips": len(clips), "frames": frames, "fps": fps, "args": vars(args), **results}
+        report = {"clips": len(clips), "frames": frames, "scored": scored, "fps": fps, "args": vars(args), **results}
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 

@@ -35,7 +35,7 @@ class Category:
 class Clip:
     name: str
     frames: list[Path]
-    masks: list[Path]
+    masks: list[Path | None]  # None: a frame without annotation (only with ``sparse``)
 
 
 def decode_panomask(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +69,11 @@ def read_categories(path: str | Path) -> list[Category]:
     return categories
 
 
-def list_clips(root: str | Path, split: str = "val", masks: str = "panomasks") -> list[Clip]:
-    """The clips of ``split`` (all video folders when there is no ``split.txt``), each frame with its mask."""
+def list_clips(root: str | Path, split: str = "val", masks: str = "panomasks", sparse: bool = False) -> list[Clip]:
+    """The clips of ``split`` (all video folders when there is no ``split.txt``), each frame with its mask.
+
+    ``sparse``: frames between annotated ones (Cityscapes-VPS: every 5th) are kept with mask ``None``, so that a tracker
+    sees every frame; each clip still needs one mask. Without it every frame needs its mask, as in VIPSeg."""
     root = Path(root)
     images = next((root / name for name in ("images", "imgs") if (root / name).is_dir()), None)
     if images is None:
@@ -91,7 +94,11 @@ def list_clips(root: str | Path, split: str = "val", masks: str = "panomasks") -
             raise FramesError(f"clip {name} has no frames in {images / name}")
         mask_paths = [root / masks / name / f"{f.stem}.png" for f in frames]
         missing = next((m for m in mask_paths if not m.is_file()), None)
-        if missing is not None:
+        if missing is not None and not sparse:
             raise FramesError(f"frame {frames[mask_paths.index(missing)]} has no mask {missing}")
+        if sparse:
+            mask_paths = [m if m.is_file() else None for m in mask_paths]
+            if not any(mask_paths):
+                raise FramesError(f"clip {name} has no mask in {root / masks / name}")
         clips.append(Clip(name, frames, mask_paths))
     return clips
