@@ -132,17 +132,109 @@ def make_coco(root, rng):
 def test_coco20i_reader_folds_every_fourth_category(tmp_path):
     category_ids, truth = make_coco(tmp_path / "coco", np.random.default_rng(1))
     for fold in range(4):
-        data = COCO20i(tmp_path / "coco", fold)
+        data = COCO20i(tmp_path / "coco", fold, min_area=0)  # its objects are 120 px: below PFENet's 2·32·32
         assert data.fold_classes == category_ids[fold::4]
         for category, images in data.items().items():
             assert images == sorted(i for i, c in truth if c == category)
-    data = COCO20i(tmp_path / "coco", 1)
+    data = COCO20i(tmp_path / "coco", 1, min_area=0)
     (image_id, category), want = next((k, v) for k, v in truth.items() if k[1] in data.fold_classes)
     mask, _ = data.mask(image_id, category)
     np.testing.assert_array_equal(mask, want)
     assert data.image(image_id).shape == (30, 40, 3) and data.class_name(category) == f"thing{category}"
     with pytest.raises(FewShotDatasetError, match="instances_train2014.json"):
         COCO20i(tmp_path / "coco", 0, split="train2014")
+
+
+def test_fss1000_reads_its_published_masks_as_hsnet_does(tmp_path):
+    """FSS-1000 as published: RGB masks, a few masks of another size than their image (crt_screen/6, screw/8), stray
+    unannotated N.jpeg files; and masks a user re-saved as 0/1 or as a 0/1 palette PNG."""
+    folder = tmp_path / "fss" / "abe's_flyingfish"
+    folder.mkdir(parents=True)
+    truth = np.zeros((40, 60), bool)
+    truth[10:30, 20:50] = True
+    for n in range(1, 6):
+        Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(folder / f"{n}.jpg")
+    Image.fromarray(np.repeat(truth[..., None] * np.uint8(255), 3, axis=2)).save(folder / "1.png")  # RGB 0/255
+    Image.fromarray(truth.astype(np.uint8)).save(folder / "2.png")  # 0/1
+    palette = Image.fromarray(truth.astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 255, 255, 255])
+    palette.save(folder / "3.png")  # palette indices 0/1
+    Image.fromarray(truth.astype(np.uint8) * 255).resize((120, 80), Image.NEAREST).save(folder / "4.png")  # 2× size
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° to display": the mask is drawn on the stored pixels, as COCO's polygons are
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(folder / "5.jpg", exif=exif)
+    Image.fromarray(truth.astype(np.uint8) * 255).save(folder / "5.png")
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(folder / "6.jpeg")  # unannotated
+    data = FSS1000(tmp_path / "fss")
+    assert data.items() == {"abe's_flyingfish": [("abe's_flyingfish", str(n)) for n in range(1, 6)]}
+    for key in data.items()["abe's_flyingfish"]:
+        assert data.image(key).shape == (40, 60, 3)
+        np.testing.assert_array_equal(data.mask(key, "abe's_flyingfish")[0], truth)
+
+
+def make_coco_2014(root):
+    """COCO 2014 as published: 80 categories with gaps in their ids, polygons, a crowd (uncompressed RLE), a
+    greyscale JPEG, and a speck of an annotation that rasterises to no pixels."""
+    (root / "val2014").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    ids = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
+    images, annotations = [], []
+
+    def add(category, polygon=None, crowd=None, area=0.0):
+        annotations.append(dict(id=len(annotations) + 1, image_id=len(images), category_id=category, iscrowd=int(
+            crowd is not None), segmentation=crowd or [polygon], area=area, bbox=[0.0, 0.0, 1.0, 1.0]))  # fmt: skip
+
+    for n, (height, width, mode) in enumerate([(120, 100, "RGB"), (90, 130, "L"), (100, 100, "RGB")]):
+        name = f"COCO_val2014_{n + 1:012d}.jpg"
+        Image.new(mode, (width, height), 100).save(root / "val2014" / name)
+        images.append(dict(id=n + 1, file_name=name, height=height, width=width))
+        add(1, [10, 10, 70, 10, 70, 60, 10, 60], area=3000.0)  # person, 60 × 50
+    crowd = np.zeros((100, 100), np.uint8)
+    crowd[80:90, 5:95] = 1  # its runs, column-major, as COCO stores crowds
+    flat = crowd.flatten(order="F")
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    add(1, crowd={"counts": np.diff(np.r_[0, edges, flat.size]).tolist(), "size": [100, 100]}, area=900.0)
+    add(5, [40.2, 40.2, 40.5, 40.2, 40.5, 40.5], area=0.05)  # airplane: a speck in image 3
+    categories = [dict(id=c, name="person" if c == 1 else f"thing{c}", supercategory="x") for c in ids]
+    (root / "annotations/instances_val2014.json").write_text(
+        json.dumps(dict(images=images, annotations=annotations, categories=categories)))  # fmt: skip
+
+
+def test_coco20i_reads_coco_2014_as_published_and_hsnets_lists(tmp_path):
+    import pickle
+
+    make_coco_2014(tmp_path / "COCO2014")
+    data = COCO20i(tmp_path / "COCO2014", 0)
+    assert data.fold_classes[:2] == [1, 5] and len(data.fold_classes) == 20  # indices 0, 4, 8, ...: HSNet's fold 0
+    assert data.items()[1] == [1, 2, 3] and data.items()[5] == []  # the speck is no airplane image
+    assert COCO20i(tmp_path / "COCO2014", 0, min_area=0).items()[5] == [3]
+    assert data.image(2).shape == (90, 130, 3)  # greyscale JPEG
+    mask, _ = data.mask(3, 1)
+    assert mask.shape == (100, 100) and mask[80:90, 5:95].all() and mask.sum() == 60 * 50 + 900  # crowd included
+    lists = {0: ["val2014/COCO_val2014_000000000002.jpg", "val2014/COCO_val2014_000000000001.jpg"], 1: [], 4: []}
+    (tmp_path / "fold0.pkl").write_bytes(pickle.dumps(lists))
+    hsnet = COCO20i(tmp_path / "COCO2014", 0, split_file=tmp_path / "fold0.pkl")
+    assert hsnet.items()[1] == [1, 2] and hsnet.items()[5] == []
+    tool = load_tool("eval_fewshot")
+    args = ["coco20i", str(tmp_path / "COCO2014"), "--method", "colour", "--shots", "1", "--episodes", "5"]
+    assert tool.main([*args, "--split-file", str(tmp_path / "fold0.pkl"), "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["1-shot"]["per_class"].keys() == {"person"}
+
+
+def test_eval_fewshot_goes_on_past_an_empty_support_mask_and_names_classes_left_out(tmp_path, capsys):
+    make_fss(tmp_path / "fss", np.random.default_rng(4), per_class=3)
+    for path in ["yoyo/3.jpg", "yoyo/3.png", "zebra/2.jpg", "zebra/2.png", "zebra/3.jpg", "zebra/3.png"]:
+        (tmp_path / "fss" / path).unlink()
+    Image.fromarray(np.zeros((48, 40), np.uint8)).save(tmp_path / "fss" / "yoyo" / "1.png")  # nothing marked
+    tool = load_tool("eval_fewshot")
+    args = ["fss1000", str(tmp_path / "fss"), "--method", "colour", "--shots", "1", "2", "--json", str(tmp_path / "s")]
+    assert tool.main(args) == 0  # was: 'error: the support masks are empty' (yoyo/2's one support is yoyo/1)
+    scores = json.loads((tmp_path / "s").read_text())
+    assert scores["1-shot"]["per_class"]["yoyo"] == 0.0 and scores["1-shot"]["per_class"]["bald eagle"] > 90
+    assert scores["2-shot"]["per_class"].keys() == {"bald eagle"}
+    err = capsys.readouterr().err
+    assert "1-shot leaves out 1 class(es) with fewer than 1 support images besides the query: zebra" in err
+    assert "2-shot leaves out 2 class(es) with fewer than 2 support images besides the query: yoyo, zebra" in err
 
 
 def test_support_split_has_its_own_seed_space_and_exemplar_vocabularies(tmp_path):

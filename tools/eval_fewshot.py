@@ -3,7 +3,7 @@
 
     python tools/eval_fewshot.py synthetic data/synthetic --checkpoint CKPT [--labels shapes|colours] [--support DIR]
     python tools/eval_fewshot.py fss1000 data/FSS-1000 --split-file test.txt --checkpoint CKPT
-    python tools/eval_fewshot.py coco20i data/coco --fold 0 --checkpoint CKPT [--episodes 1000]
+    python tools/eval_fewshot.py coco20i data/COCO2014 --fold 0 --checkpoint CKPT [--episodes 1000] [--split-file PKL]
         [--shots 1 5] [--seed 0] [--method exemplar|colour] [--bg-thresh T] [--short-side N] [--json FILE]
 
 Each episode defines the class by its support images and masks (one exemplar each, averaged) and segments the query:
@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), help="synthetic: which labels (default shapes)")
     parser.add_argument("--support", help="synthetic: the support split (default ROOT/support)")
-    parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all)")
+    parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all); "
+                        "COCO-20i: HSNet's data/splits/coco/val/fold<i>.pkl (default: images where the class covers "
+                        "2·32·32 pixels)")  # fmt: skip
     parser.add_argument("--fold", type=int, help="COCO-20i fold 0-3 (default 0)")
     parser.add_argument("--bg-thresh", type=float,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
@@ -51,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     for option, applies, to in ((args.labels, args.dataset == "synthetic", "--labels: the synthetic layout"),
                                 (args.support, args.dataset == "synthetic", "--support: the synthetic layout"),
-                                (args.split_file, args.dataset == "fss1000", "--split-file: the fss1000 layout"),
+                                (args.split_file, args.dataset in ("fss1000", "coco20i"),
+                                 "--split-file: the fss1000 and coco20i layouts"),
                                 (args.fold, args.dataset == "coco20i", "--fold: the coco20i layout"),
                                 (args.checkpoint, args.method == "exemplar", "--checkpoint: --method exemplar"),
                                 (args.bg_thresh, args.method == "exemplar", "--bg-thresh: --method exemplar"),
@@ -74,11 +77,13 @@ def datasets(args: argparse.Namespace):
     if args.dataset == "fss1000":
         data = FSS1000(args.root, args.split_file)
         return data, data, None
-    data = COCO20i(args.root, args.fold)
+    data = COCO20i(args.root, args.fold, split_file=args.split_file)
     return data, data, 1000
 
 
 def evaluate(args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from groupseg.metrics.few_shot import FewShotIoU, sample_episodes
     from groupseg.models.checkpoint import CheckpointError
     from groupseg.prompts.exemplars import Exemplar
@@ -101,12 +106,20 @@ def evaluate(args: argparse.Namespace) -> dict:
         )  # fmt: skip
         if not episodes:
             raise ValueError(f"no class has {shots} support images besides its query")
+        pools, needed = support_data.items(), shots + (support_data is query_data)  # a query is not its own support
+        left_out = sorted(query_data.class_name(c) for c in query_data.items() if len(pools.get(c, ())) < needed)
+        if left_out:  # the mean is over the other classes: say so
+            print(f"note: {shots}-shot leaves out {len(left_out)} class(es) with fewer than {shots} support images "
+                  f"besides the query: {', '.join(left_out[:10])}", file=sys.stderr)  # fmt: skip
         meter, start = FewShotIoU(), time.perf_counter()
         for episode in episodes:
             supports = [(support_data.image(k), support_data.mask(k, episode.category)[0]) for k in episode.support]
+            supports = [(rgb, mask) for rgb, mask in supports if mask.any()]  # an empty mask defines nothing
             query = query_data.image(episode.query)
             target, ignore = query_data.mask(episode.query, episode.category)
-            if segmenter is None:
+            if not supports:  # no support shows the class: nothing can be found
+                prediction = np.zeros(target.shape, bool)
+            elif segmenter is None:
                 prediction = colour_baseline_mask(supports, query)
             else:
                 name = query_data.class_name(episode.category)

@@ -6,12 +6,17 @@ Each reader gives ``items()`` (class → keys of the images holding it), ``image
 drawn by
 :func:`groupseg.metrics.few_shot.sample_episodes`.
 
-- **FSS-1000** (Li et al., CVPR 2020): ``ROOT/<class>/<n>.jpg`` with ``<n>.png`` (0/255 masks, thresholded at 128).
-  The 240 test classes are those of a split file (one class folder name a line, e.g. HSNet's ``test.txt``); without
-  one, every class folder is used.
+- **FSS-1000** (Li et al., CVPR 2020): ``ROOT/<class>/<n>.jpg`` with ``<n>.png`` (0/255 masks, RGB or L, thresholded
+  at 128 as HSNet does; 0/1 masks are read as 0/1; a mask of another size than its image is stretched to it). Stray
+  ``<n>.jpeg`` files (unannotated, in a few classes) are not read. The 240 test classes are those of a split file (one
+  class folder name a line, e.g. HSNet's ``data/splits/fss/test.txt``); without one, every class folder is used.
 - **COCO-20i** (Nguyen & Todorovic, ICCV 2019): COCO 2014 (``ROOT/annotations/instances_val2014.json`` and
-  ``ROOT/val2014/``) read with pycocotools; the 80 categories in id order, fold ``i`` = every fourth from the ``i``-th
-  (PFENet's and HSNet's split); a class's mask is the union of all its instance masks in the image.
+  ``ROOT/val2014/``; HSNet's ``COCO2014/`` folder holds both) read with pycocotools; the 80 categories in id order,
+  fold ``i`` = the categories whose index is ``i`` mod 4 (PFENet's ``use_split_coco`` and HSNet's split); a class's
+  mask is the union of all its instance masks (crowds included) in the image; images where the class covers fewer
+  than 2·32·32 pixels are left out (PFENet's rule), or HSNet's pickled lists are read instead.
+
+Images are read as stored (no EXIF rotation), the frame the masks are drawn in.
 - **VOC layout**: ``JPEGImages/<name>.jpg`` and ``<masks>/<name>.png`` label PNGs (255 ignored), classes named by a
   vocabulary file whose line ``i`` is label ``i`` (``background`` first); ``fold`` keeps PASCAL-5i's labels
   ``5·fold + 1 … 5·fold + 5``.
@@ -25,9 +30,9 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from ..zeroshot.single_image import load_rgb
+from ..zeroshot.single_image import _eight_bit
 
 
 class FewShotDatasetError(FileNotFoundError):
@@ -37,6 +42,22 @@ class FewShotDatasetError(FileNotFoundError):
 def _read_label_png(path: Path) -> np.ndarray:
     with Image.open(path) as opened:
         return np.asarray(opened if opened.mode in ("P", "L", "I", "I;16") else opened.convert("L"))
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """The stored pixels as RGB, EXIF orientation not applied: the datasets' masks and COCO's polygons are drawn on
+    them (HSNet reads them so too); a rotated image would no longer fit its mask."""
+    try:
+        with Image.open(path) as opened:
+            return np.asarray(_eight_bit(opened).convert("RGB"))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, from its header."""
+    with Image.open(path) as opened:
+        return opened.height, opened.width
 
 
 class FSS1000:
@@ -66,17 +87,38 @@ class FSS1000:
         return self._items
 
     def image(self, key: tuple[str, str]) -> np.ndarray:
-        return load_rgb(self.root / key[0] / f"{key[1]}.jpg")
+        return _read_rgb(self.root / key[0] / f"{key[1]}.jpg")
 
     def mask(self, key: tuple[str, str], category: str) -> tuple[np.ndarray, None]:
-        return _read_label_png(self.root / key[0] / f"{key[1]}.png") >= 128, None
+        """0/255 masks thresholded at 128 (HSNet's rule; RGB or L PNGs, antialiased edges); a mask whose values are
+        at most 1 (0/1, or palette indices 0/1) is its non-zero pixels: thresholding it at 128 would empty it.
+        A mask of another size than its image (a few in FSS-1000's test classes: crt_screen/6, screw/8, ...) is
+        stretched to the image, nearest neighbour, as HSNet's resize of both to one size does."""
+        values = _read_label_png(self.root / key[0] / f"{key[1]}.png")
+        mask = values >= 128 if values.max(initial=0) > 1 else values > 0
+        height, width = _image_size(self.root / key[0] / f"{key[1]}.jpg")
+        if mask.shape != (height, width):
+            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+        return mask, None
 
     def class_name(self, category: str) -> str:
         return category.replace("_", " ")
 
 
+COCO_MIN_AREA = 2 * 32 * 32  # PFENet's rule: a class counts in an image when it covers at least this many pixels
+
+
 class COCO20i:
-    def __init__(self, root: str | os.PathLike, fold: int, split: str = "val2014", folds: int = 4):
+    """COCO-20i from COCO 2014's instance annotations. An image holds a class when the class's annotations cover at
+    least ``min_area`` pixels (their ``area``s summed; PFENet keeps masks of ≥ 2·32·32 pixels, and HSNet's lists are
+    a subset too: 19,217 images for person in fold 0), so a query or support is never a speck that rasterises to no
+    pixels. ``split_file``: HSNet's ``data/splits/coco/val/fold<i>.pkl`` (class index → image paths)
+    instead, for HSNet's exact lists."""
+
+    def __init__(
+        self, root: str | os.PathLike, fold: int, split: str = "val2014", folds: int = 4,
+        min_area: float = COCO_MIN_AREA, split_file: str | os.PathLike | None = None,
+    ):  # fmt: skip
         from pycocotools.coco import COCO
 
         self.root = Path(root)
@@ -91,13 +133,41 @@ class COCO20i:
             self.coco = COCO(str(ann_file))
         categories = sorted(self.coco.getCatIds())
         self.fold_classes = [c for rank, c in enumerate(categories) if rank % folds == fold]
-        self._items = {c: sorted(self.coco.getImgIds(catIds=[c])) for c in self.fold_classes}
+        if split_file is not None:
+            self._items = self._hsnet_lists(Path(split_file), categories)
+            return
+        area: dict[tuple[int, int], float] = {}
+        for ann in self.coco.anns.values():
+            key = (ann["category_id"], ann["image_id"])
+            area[key] = area.get(key, 0.0) + float(ann.get("area", 0.0))
+        self._items = {c: sorted(i for i in self.coco.getImgIds(catIds=[c]) if area.get((c, i), 0.0) >= min_area)
+                       for c in self.fold_classes}  # fmt: skip
+
+    def _hsnet_lists(self, path: Path, categories: list[int]) -> dict[int, list[int]]:
+        """HSNet's pickle: class index (0-79, categories in id order) → ``'val2014/<file name>'`` of its images."""
+        import pickle
+
+        if not path.is_file():
+            raise FewShotDatasetError(f"COCO-20i split file {path} does not exist")
+        with open(path, "rb") as f:
+            lists = pickle.load(f)
+        if not isinstance(lists, dict):
+            raise FewShotDatasetError(f"{path} is not HSNet's split pickle (a dict: class index → image paths)")
+        by_name = {info["file_name"]: i for i, info in self.coco.imgs.items()}
+        items = {}
+        for c in self.fold_classes:
+            names = [Path(str(n)).name for n in lists.get(categories.index(c), [])]
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise FewShotDatasetError(f"{path} lists {missing[0]}, which the COCO annotations do not hold")
+            items[c] = sorted(by_name[n] for n in names)
+        return items
 
     def items(self) -> dict[int, list[int]]:
         return self._items
 
     def image(self, key: int) -> np.ndarray:
-        return load_rgb(self.images / self.coco.loadImgs(key)[0]["file_name"])
+        return _read_rgb(self.images / self.coco.loadImgs(key)[0]["file_name"])
 
     def mask(self, key: int, category: int) -> tuple[np.ndarray, None]:
         info = self.coco.loadImgs(key)[0]
@@ -138,7 +208,7 @@ class VOCLayout:
         return self._items
 
     def image(self, key: str) -> np.ndarray:
-        return load_rgb(self.root / "JPEGImages" / f"{key}.jpg")
+        return _read_rgb(self.root / "JPEGImages" / f"{key}.jpg")
 
     def label_map(self, key: str) -> np.ndarray:
         return _read_label_png(self.mask_dir / f"{key}.png")
