@@ -119,6 +119,61 @@ def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_other
     assert not (tmp_path / "none.json").exists()
 
 
+def varied_instance_set(root: Path) -> Path:
+    """A COCO set as real ones come: polygons, compressed and uncompressed RLE, a crowd region, category ids 1, 7,
+    90 in mixed case, an image without objects listed first, file names in subfolders, sizes and PNG modes mixed."""
+    colours = {1: (220, 30, 30), 7: (30, 200, 30), 90: (30, 30, 220)}
+    images, annotations = [dict(id=1, file_name="empty.png", height=20, width=20)], []
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(root / "empty.png")
+    (root / "sub" / "dir").mkdir(parents=True)
+    for image_id, (name, (height, width), mode) in enumerate(
+        [("a.png", (32, 32), "RGB"), ("sub/dir/b.png", (37, 53), "L"), ("c.png", (53, 37), "RGBA"),
+         ("d.png", (24, 40), "P"), ("e.png", (30, 36), "I;16")], start=2):  # fmt: skip
+        pixels = np.full((height, width, 3), 90, np.uint8)
+        for k, (category, kind) in enumerate([(1, "polygon"), (7, "rle"), (90, "uncompressed"), (7, "crowd")]):
+            y0, x0 = 2 + 12 * (k // 2), 2 + 12 * (k % 2)  # apart: an object's mask is what it shows
+            y1, x1 = y0 + 8, x0 + 9
+            pixels[y0:y1, x0:x1] = colours[category]
+            mask = np.zeros((height, width), np.uint8)
+            mask[y0:y1, x0:x1] = 1
+            if kind == "polygon":
+                segmentation = [[x0, y0, x1, y0, x1, y1, x0, y1]]
+            elif kind == "rle":
+                segmentation = dict(mask_utils.encode(np.asfortranarray(mask)))
+                segmentation["counts"] = segmentation["counts"].decode()
+            else:
+                flat = np.concatenate([[0], mask.ravel(order="F"), [1 - mask.ravel(order="F")[-1]]])
+                runs = np.diff(np.concatenate([[0], np.nonzero(np.diff(flat))[0]])).tolist()
+                segmentation = dict(size=[height, width], counts=runs)
+            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=category, area=72.0,
+                                    bbox=[x0, y0, 9, 8], iscrowd=int(kind == "crowd"), segmentation=segmentation))
+        image = Image.fromarray(pixels)
+        if mode == "I;16":
+            image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
+        image.convert(mode).save(root / name) if mode != "I;16" else image.save(root / name)
+        images.append(dict(id=image_id, file_name=name, height=height, width=width))
+    categories = [dict(id=1, name="Red Shape"), dict(id=7, name="green shape"), dict(id=90, name="blue shape")]
+    out = root / "instances.json"
+    out.write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    return out
+
+
+def test_eval_prompts_reads_coco_sets_as_they_come(checkpoint, tmp_path, capsys):
+    instances = varied_instance_set(tmp_path)
+    code = load_tool("eval_prompts").main([
+        "--images", str(tmp_path), "--instances", str(instances), "--checkpoint", f"tiny={checkpoint}",
+        "--baseline", "slic", "--vocab", "background,red shape,green shape", "--max-clicks", "3",
+        "--json", str(tmp_path / "m.json"),
+    ])  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "6 images, 15 objects" in captured.out  # the crowd regions are not objects
+    assert captured.err.strip() == ("warning: 1 categories are not in --vocab, so their objects are never labelled "
+                                    "right: blue shape")  # 'Red Shape' is 'red shape'
+    slic = json.loads((tmp_path / "m.json").read_text())[1]
+    assert slic["AR@100"] > 0.5 and slic["objects"] == 15  # colour squares on grey: superpixels find them
+
+
 @pytest.mark.parametrize(
     "tool, argv, message",
     [
@@ -139,11 +194,14 @@ def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_other
                           "slic", "--max-images", "0"], "--max-images must be >= 1, got 0"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{world}/instances.json", "--baseline",
                           "slic", "--json", "{tmp}"], "is a folder; give a file name"),
+        ("eval_prompts", ["--images", "{tmp}", "--instances", "{tmp}/instances.json", "--baseline", "slic",
+                          "--max-images", "1"], "the 1 images evaluated hold no objects"),  # was a traceback
     ],
 )
 def test_tools_answer_bad_input_with_one_line_and_exit_code_2(world, checkpoint, tmp_path, capsys, tool, argv, message):
     image = sorted((world / "JPEGImages").glob("*.jpg"))[0]
     Image.fromarray(np.full((1, 200, 3), 128, np.uint8)).save(tmp_path / "thin row.png")  # thinner than a patch
+    varied_instance_set(tmp_path)  # its first image has no objects
     fill = dict(ckpt=checkpoint, tmp=tmp_path, img=image, world=world)
     assert load_tool(tool).main([a.format(**fill) for a in argv]) == 2
     err = capsys.readouterr().err.strip()

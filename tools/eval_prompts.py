@@ -88,7 +88,8 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
             if vocab is not None and proposals:
                 ious = np.asarray(mask_utils.iou(proposals, [coco.annToRLE(ann)], [0])).reshape(-1)
                 best = int(np.argmax(ious))
-                labelled += int(ious[best] >= 0.5 and records[best]["label"] == categories[ann["category_id"]])
+                label = records[best]["label"].lower()  # the vocabulary keeps the case it was given
+                labelled += int(ious[best] >= 0.5 and label == categories[ann["category_id"]].lower())
             runs.append(run_clicks(gt, lambda points, labels: predictor.predict(points + 0.5, labels)[0][0],
                                    max_clicks=max_clicks))  # fmt: skip
     metrics = {"method": name, **proposal_recall(coco, results, image_ids=image_ids),
@@ -126,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         missing = [name for name in files if not (images_dir / name).is_file()]
         if missing:
             raise ValueError(f"{len(missing)} images of {args.instances} are not in {images_dir}, e.g. {missing[0]}")
+        objects = sum(not a.get("iscrowd", 0) for i in image_ids for a in coco.imgToAnns[i])
+        if not objects:  # the click metrics need one (was: a traceback after generating every proposal)
+            raise ValueError(f"the {len(image_ids)} images evaluated hold no objects (annotations not iscrowd)")
         vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
+        if vocab is not None:
+            known = {n.lower() for n in vocab.names}
+            present = {a["category_id"] for i in image_ids for a in coco.imgToAnns[i] if not a.get("iscrowd", 0)}
+            absent = sorted({coco.cats[c]["name"] for c in present if coco.cats[c]["name"].lower() not in known})
+            if absent:  # the label accuracy compares names: say so before a silent 0
+                print(f"warning: {len(absent)} categories are not in --vocab, so their objects are never labelled "
+                      f"right: {', '.join(absent[:5])}{', ...' if len(absent) > 5 else ''}", file=sys.stderr)
         methods = []
         for spec in args.checkpoint:
             name, eq, path = spec.partition("=")
@@ -143,7 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     columns = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels_right_%", "proposals_per_image",
                "generate_s_per_image"]  # fmt: skip
     heads = ["AR@10", "AR@100", "AR@1000", "mIoU@1", "NoC@85", "NoC@90", "labels %", "props/img", "gen s/img"]
-    objects = sum(not a.get("iscrowd", 0) for i in image_ids for a in coco.imgToAnns[i])
     print(f"{len(image_ids)} images, {objects} objects ({args.instances})")
     print(f"{'method':24}" + "".join(f"{h:>12}" for h in heads), flush=True)
     table = []
