@@ -237,6 +237,35 @@ def test_eval_fewshot_goes_on_past_an_empty_support_mask_and_names_classes_left_
     assert "2-shot leaves out 2 class(es) with fewer than 2 support images besides the query: yoyo, zebra" in err
 
 
+def test_pascal5i_reads_the_val_images_of_segmentation_class_aug(tmp_path):
+    """PASCAL-5i: VOC2012's SegmentationClassAug (grayscale label PNGs, 255 on boundaries) holds the SBD training
+    images too; the queries are VOC2012 val's (ImageSets/Segmentation/val.txt, or HSNet's name__NN fold lists)."""
+    voc = tmp_path / "VOC2012"
+    for folder in ("JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True)
+    names = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+             "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+    (tmp_path / "voc.txt").write_text("\n".join(names) + "\n")
+    for name, labels in {"2007_000033": (1, 6), "2007_000061": (4, 15), "2008_000002": (1, 2)}.items():
+        label_map = np.zeros((50, 70), np.uint8)
+        for n, label in enumerate(labels):
+            label_map[5 + 20 * n : 20 + 20 * n, 10:60] = label
+        label_map[4, :] = 255
+        Image.fromarray(label_map).save(voc / "SegmentationClassAug" / f"{name}.png")
+        Image.fromarray(np.full((50, 70, 3), 90, np.uint8)).save(voc / "JPEGImages" / f"{name}.jpg")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("2007_000033\n2007_000061\n")  # 2008_000002: training
+    every = VOCLayout(voc, tmp_path / "voc.txt", "SegmentationClassAug", fold=0)
+    assert every.items() == {1: ["2007_000033", "2008_000002"], 2: ["2008_000002"], 3: [], 4: ["2007_000061"], 5: []}
+    val = VOCLayout(voc, tmp_path / "voc.txt", "SegmentationClassAug", fold=0,
+                    image_list=voc / "ImageSets/Segmentation/val.txt")  # fmt: skip
+    assert val.items() == {1: ["2007_000033"], 2: [], 3: [], 4: ["2007_000061"], 5: []}
+    (tmp_path / "fold0.txt").write_text("2007_000033__01\n2007_000061__04\n")
+    hsnet = VOCLayout(voc, tmp_path / "voc.txt", "SegmentationClassAug", fold=0, image_list=tmp_path / "fold0.txt")
+    assert hsnet.items() == val.items() and hsnet.class_name(4) == "boat"
+    mask, ignore = hsnet.mask("2007_000033", 1)
+    assert mask.sum() == 15 * 50 and ignore.sum() == 70
+
+
 def test_support_split_has_its_own_seed_space_and_exemplar_vocabularies(tmp_path):
     write_support(tmp_path / "a", 30, WORLD, seed=0)
     write_support(tmp_path / "b", 30, WORLD, seed=0)

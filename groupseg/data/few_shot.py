@@ -19,7 +19,8 @@ drawn by
 Images are read as stored (no EXIF rotation), the frame the masks are drawn in.
 - **VOC layout**: ``JPEGImages/<name>.jpg`` and ``<masks>/<name>.png`` label PNGs (255 ignored), classes named by a
   vocabulary file whose line ``i`` is label ``i`` (``background`` first); ``fold`` keeps PASCAL-5i's labels
-  ``5·fold + 1 … 5·fold + 5``.
+  ``5·fold + 1 … 5·fold + 5``, and ``image_list`` its VOC2012 val images (``SegmentationClassAug`` holds SBD's
+  training images too).
 """
 from __future__ import annotations
 
@@ -181,9 +182,14 @@ class COCO20i:
 
 
 class VOCLayout:
+    """A VOC-layout folder. ``image_list``: the images to read, one name a line (VOC's
+    ``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt`` whose ``name__NN`` lines
+    also give the label): PASCAL-5i's queries are VOC2012 val images, while ``SegmentationClassAug`` also holds the
+    10,582 training images (SBD); without a list every mask PNG is read."""
+
     def __init__(
         self, root: str | os.PathLike, vocabulary: str | os.PathLike, masks: str = "SegmentationClass",
-        fold: int | None = None,
+        fold: int | None = None, image_list: str | os.PathLike | None = None,
     ):  # fmt: skip
         from ..zeroshot.vocabulary import parse_vocabulary
 
@@ -198,11 +204,24 @@ class VOCLayout:
         self.names = parse_vocabulary(vocabulary).names
         labels = range(1, len(self.names)) if fold is None else range(5 * fold + 1, 5 * fold + 6)
         self._items: dict[int, list[str]] = {label: [] for label in labels}
-        for png in sorted(self.mask_dir.glob("*.png")):
-            present = np.unique(_read_label_png(png))
+        if image_list is None:
+            for png in sorted(self.mask_dir.glob("*.png")):
+                for label in np.unique(_read_label_png(png)):
+                    if int(label) in self._items:
+                        self._items[int(label)].append(png.stem)
+            return
+        if not Path(image_list).is_file():
+            raise FewShotDatasetError(f"image list {image_list} does not exist")
+        for line in Path(image_list).read_text().splitlines():
+            name, _, label = line.strip().partition("__")
+            if not name:
+                continue
+            if not (self.mask_dir / f"{name}.png").is_file():
+                raise FewShotDatasetError(f"{image_list} lists {name}, but {self.mask_dir / name}.png does not exist")
+            present = [int(label)] if label else np.unique(_read_label_png(self.mask_dir / f"{name}.png"))
             for label in present:
-                if int(label) in self._items:
-                    self._items[int(label)].append(png.stem)
+                if int(label) in self._items and name not in self._items[int(label)]:
+                    self._items[int(label)].append(name)
 
     def items(self) -> dict[int, list[str]]:
         return self._items
