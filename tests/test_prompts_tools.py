@@ -121,7 +121,8 @@ def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_other
 
 def varied_instance_set(root: Path) -> Path:
     """A COCO set as real ones come: polygons, compressed and uncompressed RLE, a crowd region, category ids 1, 7,
-    90 in mixed case, an image without objects listed first, file names in subfolders, sizes and PNG modes mixed."""
+    90 in mixed case, an image without objects listed first, file names in subfolders, sizes and PNG modes mixed,
+    an image with an EXIF orientation annotated as stored; and wrong_size.json, whose a.png entry is 40 px high."""
     colours = {1: (220, 30, 30), 7: (30, 200, 30), 90: (30, 30, 220)}
     images, annotations = [dict(id=1, file_name="empty.png", height=20, width=20)], []
     Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(root / "empty.png")
@@ -152,9 +153,20 @@ def varied_instance_set(root: Path) -> Path:
             image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
         image.convert(mode).save(root / name) if mode != "I;16" else image.save(root / name)
         images.append(dict(id=image_id, file_name=name, height=height, width=width))
+    stored = np.full((20, 30, 3), 90, np.uint8)  # EXIF says: turn upright; annotated on the stored pixels
+    stored[4:12, 6:20] = colours[1]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(root / "turned.png", exif=exif)
+    images.append(dict(id=len(images) + 1, file_name="turned.png", height=20, width=30))
+    annotations.append(dict(id=len(annotations) + 1, image_id=len(images), category_id=1, area=112.0,
+                            bbox=[6, 4, 14, 8], iscrowd=0, segmentation=[[6, 4, 20, 4, 20, 12, 6, 12]]))
     categories = [dict(id=1, name="Red Shape"), dict(id=7, name="green shape"), dict(id=90, name="blue shape")]
     out = root / "instances.json"
     out.write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    images[1]["height"] = 40
+    (root / "wrong_size.json").write_text(json.dumps(dict(images=images, annotations=annotations,
+                                                          categories=categories)))  # fmt: skip
     return out
 
 
@@ -167,11 +179,11 @@ def test_eval_prompts_reads_coco_sets_as_they_come(checkpoint, tmp_path, capsys)
     ])  # fmt: skip
     assert code == 0
     captured = capsys.readouterr()
-    assert "6 images, 15 objects" in captured.out  # the crowd regions are not objects
+    assert "7 images, 16 objects" in captured.out  # the crowd regions are not objects
     assert captured.err.strip() == ("warning: 1 categories are not in --vocab, so their objects are never labelled "
                                     "right: blue shape")  # 'Red Shape' is 'red shape'
     slic = json.loads((tmp_path / "m.json").read_text())[1]
-    assert slic["AR@100"] > 0.5 and slic["objects"] == 15  # colour squares on grey: superpixels find them
+    assert slic["AR@100"] > 0.5 and slic["objects"] == 16  # colour squares on grey: superpixels find them
 
 
 @pytest.mark.parametrize(
@@ -196,6 +208,8 @@ def test_eval_prompts_reads_coco_sets_as_they_come(checkpoint, tmp_path, capsys)
                           "slic", "--json", "{tmp}"], "is a folder; give a file name"),
         ("eval_prompts", ["--images", "{tmp}", "--instances", "{tmp}/instances.json", "--baseline", "slic",
                           "--max-images", "1"], "the 1 images evaluated hold no objects"),  # was a traceback
+        ("eval_prompts", ["--images", "{tmp}", "--instances", "{tmp}/wrong_size.json", "--baseline", "slic"],
+         "a.png is 32×32 px but its instances entry says 32×40"),
     ],
 )
 def test_tools_answer_bad_input_with_one_line_and_exit_code_2(world, checkpoint, tmp_path, capsys, tool, argv, message):

@@ -64,6 +64,7 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
     """All metrics of one method."""
     from groupseg.metrics import click_summary, proposal_recall, run_clicks
     from groupseg.zeroshot import load_rgb
+    from PIL import Image
     from pycocotools import mask as mask_utils
 
     predictor = generator.predictor
@@ -73,6 +74,9 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
     for image_id in image_ids:
         info = coco.imgs[image_id]
         rgb = load_rgb(images_dir / info["file_name"])
+        if rgb.shape[:2] != (info["height"], info["width"]):  # annotated on the stored pixels (see image_frames)
+            with Image.open(images_dir / info["file_name"]) as stored:
+                rgb = load_rgb(stored)
         start = time.perf_counter()
         records = generator.generate(rgb, vocabulary=vocab)
         seconds_generate += time.perf_counter() - start
@@ -101,6 +105,27 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
     return metrics
 
 
+def check_image_sizes(coco, image_ids: list[int], images_dir: Path) -> None:
+    """Each image's size is its entry's ``height`` × ``width``, upright (EXIF orientation applied, as detectron2 and
+    mmdet read) or as stored (a set annotated on the stored pixels); else a ValueError naming it, before the run
+    (was a traceback in the click loop). An entry without a size takes the file's."""
+    from PIL import Image
+
+    for image_id in image_ids:
+        info = coco.imgs[image_id]
+        try:
+            with Image.open(images_dir / info["file_name"]) as image:
+                stored = image.size[::-1]
+                upright = stored[::-1] if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else stored
+        except OSError as err:  # not an image
+            raise ValueError(f"cannot read image {images_dir / info['file_name']}: {err}") from err
+        if "height" not in info or "width" not in info:
+            info["height"], info["width"] = upright
+        if (info["height"], info["width"]) not in (upright, stored):
+            raise ValueError(f"{info['file_name']} is {upright[1]}×{upright[0]} px but its instances entry says "
+                             f"{info['width']}×{info['height']}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from groupseg.cli import output_file
@@ -127,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [name for name in files if not (images_dir / name).is_file()]
         if missing:
             raise ValueError(f"{len(missing)} images of {args.instances} are not in {images_dir}, e.g. {missing[0]}")
+        check_image_sizes(coco, image_ids, images_dir)
         objects = sum(not a.get("iscrowd", 0) for i in image_ids for a in coco.imgToAnns[i])
         if not objects:  # the click metrics need one (was: a traceback after generating every proposal)
             raise ValueError(f"the {len(image_ids)} images evaluated hold no objects (annotations not iscrowd)")
