@@ -84,6 +84,13 @@ def test_segment_everything_writes_coco_results_and_labelled_overlays(world, che
         assert r["category_id"] == (names.index(r["label"]) + 1 if r["label"] in names else 0)
     overlays = sorted(show.glob("*_masks.png"))
     assert len(overlays) == 3 and min(Image.open(overlays[0]).size) >= 256
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / images[0].name).write_bytes(images[1].read_bytes())  # same name, other folder
+    assert load_tool("segment_everything").main([str(images[0]), str(tmp_path / "a" / images[0].name),
+                                                 "--checkpoint", str(checkpoint), "--out", str(out), "--show-dir",
+                                                 str(tmp_path / "same")]) == 0  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == [f"{images[0].stem}_2_masks.png",
+                                                                      f"{images[0].stem}_masks.png"]  # was one
 
 
 def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baseline(world, checkpoint, tmp_path, capsys):

@@ -9,7 +9,8 @@
 ``file_name``, ``segmentation`` (COCO RLE), ``score`` (= ``predicted_iou``), ``bbox`` XYWH, ``area``, ``category_id``
 (with --vocab: 1 + the label's index among the vocabulary's prompted classes, 0 for background; else 1), plus
 ``predicted_iou``, ``stability_score``, ``point_coords`` and, with --vocab, ``label`` and ``label_score``.
---show-dir writes one overlay per image (``<name>_masks.png``): one colour per mask and its label.
+--show-dir writes one overlay per image (``<name>_masks.png``, ``<name>_<image_id>_masks.png`` for a name seen
+before): one colour per mask and its label.
 Bad input (unreadable image or checkpoint, bad vocabulary or option) exits with code 2 and one line on stderr.
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     prompted = [n for n in vocab.names if n != "background"] if vocab else []
-    results, skipped, start = [], 0, time.perf_counter()
+    results, skipped, shown, start = [], 0, set(), time.perf_counter()
     for image_id, (path, rgb) in enumerate(zip(args.images, images), 1):
         try:
             records = generator.generate(rgb, vocabulary=vocab)
@@ -85,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             category = 1 if vocab is None else (prompted.index(label) + 1 if label in prompted else 0)
             results.append(dict(image_id=image_id, file_name=osp.basename(path), category_id=category,
                                 score=record["predicted_iou"], **record))  # fmt: skip
-        if show:
-            Image.fromarray(draw_masks(rgb, records)).save(show / f"{Path(path).stem}_masks.png")
+        if show:  # a/img.jpg and b/img.jpg: the second overlay must not replace the first
+            name = Path(path).stem if Path(path).stem not in shown else f"{Path(path).stem}_{image_id}"
+            shown.add(name)
+            Image.fromarray(draw_masks(rgb, records)).save(show / f"{name}_masks.png")
     seconds = time.perf_counter() - start
     if skipped == len(images):
         return 2
