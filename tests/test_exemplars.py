@@ -145,13 +145,24 @@ def write_pair(folder, image, labels):
     return folder / "a.jpg", folder / "a.png"
 
 
+def test_a_voc_mask_with_one_class_and_its_void_border_is_that_class(image, labels):
+    """VOC masks carry a 255 border: beside one class id it is ignored (as incontext.py reads it); alone, 0/255."""
+    one_class = np.where(labels == 7, 0, labels)  # ids 0, 3 and the 255 border
+    mask = Exemplar("a", image, one_class)._load()[1]
+    assert np.array_equal(mask, labels == 3)
+    assert np.array_equal(Exemplar("a", image, (labels == 3).astype(np.uint8) * 255)._load()[1], labels == 3)
+    soft = np.linspace(0, 255, labels.size).reshape(labels.shape).astype(np.uint8)  # an antialiased 0-255 mask
+    with pytest.raises(ExemplarError, match=r"soft 0-255 mask\? threshold it first"):
+        Exemplar("a", image, soft)
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
         ("size", r"mask .*a.png is 40×20 but the image is 52×40"),
         ("empty", "is empty"),
         ("missing id", r"no pixels with id 5 \(its ids: 0, 3, 7, 255\)"),
-        ("several ids", r"holds several labels \(3, 7, 255\); choose one"),
+        ("several ids", r"holds several labels \(3, 7\); choose one"),
         ("unreadable image", "cannot read image"),
         ("unreadable mask", "cannot read mask"),
     ],

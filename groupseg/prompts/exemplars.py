@@ -40,6 +40,7 @@ from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load
 MaskLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 Coverage = Literal["hard", "soft"]
 COVERAGES = ("hard", "soft")
+VOID_ID = 255  # VOC's "ignore" beside other ids; alone, the foreground of a 0/255 mask
 DEFAULT_COVERAGE: Coverage = "soft"
 
 
@@ -60,7 +61,8 @@ class Exemplar:
 
     ``mask``: a path (a label PNG: palette or grayscale) or an array, either boolean or a label map. With ``mask_id``
     the class is the pixels equal to it (one id of a label PNG with several classes); without, the mask must hold one
-    label besides 0 (a binary 0/1 or 0/255 mask) and its non-zero pixels are the class.
+    label besides 0 (a binary 0/1 or 0/255 mask) and its non-zero pixels are the class; beside one other id, 255 is
+    VOC's "ignore" (a void border) and that id is the class.
     The files are read and checked when the exemplar is made: a bad one fails at once, with one line.
     """
 
@@ -144,13 +146,16 @@ class Exemplar:
                 raise ExemplarError(f"{what}: {mask_name} has no pixels with id {self.mask_id} (its ids: {ids})")
         else:
             ids = np.unique(labels[labels != 0])
+            if len(ids) > 1:  # beside other ids, 255 is VOC's "ignore" (as in tools/incontext.py): a void border
+                ids = ids[ids != VOID_ID]
             if len(ids) > 1:
                 shown = ", ".join(str(int(i)) for i in ids[:20])
+                soft = " (a soft 0-255 mask? threshold it first, e.g. mask >= 128)" if len(ids) >= 10 else ""
                 raise ExemplarError(
                     f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= "
-                    "(id=N in a vocabulary)"
+                    f"(id=N in a vocabulary){soft}"
                 )  # fmt: skip
-            foreground = labels != 0
+            foreground = labels == ids[0] if len(ids) else np.zeros(labels.shape, bool)
         if not foreground.any():
             raise ExemplarError(f"{what}: {mask_name} is empty (no foreground pixels)")
         return rgb, np.ascontiguousarray(foreground)
