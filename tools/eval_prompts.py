@@ -88,6 +88,8 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
             if ann.get("iscrowd", 0):  # a crowd region is no object to click on or to label (COCOeval ignores it)
                 continue
             gt = coco.annToMask(ann).astype(bool)
+            if not gt.any():  # a polygon too thin to cover a pixel: nothing to click on (was a PromptError)
+                continue
             objects += 1
             if vocab is not None and proposals:
                 ious = np.asarray(mask_utils.iou(proposals, [coco.annToRLE(ann)], [0])).reshape(-1)
