@@ -99,6 +99,11 @@ def test_a_generated_vipseg_tree_with_imgs_folder_and_no_split_file_is_read(tmp_
     (root / "panomasks" / "7_xyz" / "00000005.png").unlink()
     with pytest.raises(FramesError, match="has no mask"):
         list_clips(root, "train")
+    # VIPSeg_720P's panomasksRGB (colour-coded ids for its COCO-style evaluators) is named, not misread
+    (root / "panomasksRGB" / "7_xyz").mkdir(parents=True)
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "panomasksRGB" / "7_xyz" / "00000000.png")
+    with pytest.raises(FramesError, match="3 channels.*not panomasksRGB"):
+        read_panomask(root / "panomasksRGB" / "7_xyz" / "00000000.png")
 
 
 def test_frames_come_from_a_folder_in_natural_order_or_from_a_video_file(tmp_path):

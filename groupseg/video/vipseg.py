@@ -49,9 +49,13 @@ def decode_panomask(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def read_panomask(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with Image.open(path) as mask:
-            return decode_panomask(np.array(mask))
+            raw = np.array(mask)
     except OSError as err:
         raise FramesError(f"cannot read the mask {path}: {err}") from None
+    if raw.ndim != 2:  # e.g. VIPSeg's panomasksRGB (COCO-style colour ids, for its own evaluators)
+        raise FramesError(f"mask {path} has {raw.shape[2]} channels: give VIPSeg's one-channel panomasks "
+                          "(class * 100 + instance), not panomasksRGB")  # fmt: skip
+    return decode_panomask(raw)
 
 
 def read_categories(path: str | Path) -> list[Category]:
