@@ -95,6 +95,8 @@ def test_a_box_keeps_the_units_lying_mostly_inside_it():
     assert same_masks(masks, [SQUARE, A])
     masks, _ = predictor.predict(box=[4, 0, 7, 3])  # inside the background only: the unit most inside, not an error
     assert same_masks(masks, [C])
+    no_clicks = predictor.predict(point_coords=np.zeros((0, 2)), point_labels=np.zeros(0, int), box=[0, 4, 4, 8])
+    assert same_masks(no_clicks[0], [B])  # an empty click list with a box is the box alone (was a PromptError)
 
 
 def test_masks_come_back_at_the_original_image_size():

@@ -203,6 +203,8 @@ class GroupPredictor:
             raise PromptError("point_coords and point_labels go together: give both or neither")
         coords = np.asarray(coords, np.float64)
         labels = np.asarray(labels)
+        if coords.size == 0 and labels.size == 0:  # no clicks yet, e.g. a box alone in an interactive loop
+            return None, None
         if coords.ndim == 1 and coords.size == 2:
             coords = coords[None]
         if coords.ndim != 2 or coords.shape[1] != 2 or coords.shape[0] == 0 or not np.isfinite(coords).all():
