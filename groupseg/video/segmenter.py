@@ -4,7 +4,7 @@
     video = seg.track("clip.mp4")              # or a folder of frames, or a list of images
     for frame in video:                        # online: one frame at a time, memory bounded by the live tracks
         frame.labels, frame.instances          # [H, W] label ids and instance ids (0 = none)
-        frame.panoptic                         # [H, W] label × 1000 + instance (Cityscapes-VPS / VIPSeg style)
+        frame.panoptic                         # [H, W] label × 1000 + instance (Cityscapes-VPS style)
     video.tracks                               # [{id, class, label, score, first_frame, last_frame, frames}, ...]
 
 Per frame the image goes through the same preprocessing as :class:`~groupseg.ZeroShotSegmenter` (short side
