@@ -181,7 +181,7 @@ def uncompressed(mask):
     return dict(size=list(mask.shape), counts=np.diff(np.concatenate([[0], edges])).tolist())
 
 
-def test_lvis_style_instances_without_iscrowd_area_or_file_name_are_read():
+def test_lvis_style_and_class_agnostic_instances_are_read():
     instances, results, truth, proposals = tiny_instance_set(np.random.default_rng(2))
     lvis = dict(instances, images=[{k: v for k, v in im.items() if k != "file_name"} |
                                    dict(coco_url=f"http://images.cocodataset.org/val2017/{im['id']}.jpg")
@@ -195,6 +195,9 @@ def test_lvis_style_instances_without_iscrowd_area_or_file_name_are_read():
     coco = load_coco(lvis)
     assert coco.imgs[1]["file_name"] == "val2017/1.jpg"  # where detectron2 looks for an LVIS image
     assert coco.anns[1]["area"] == truth[1][0].sum() and "area" not in lvis["annotations"][0]  # the input untouched
+    agnostic = dict(images=instances["images"], annotations=[{k: v for k, v in a.items() if k != "category_id"}
+                                                             for a in instances["annotations"]])  # fmt: skip
+    assert proposal_recall(agnostic, results, max_dets=(3,))["AR@3"] == recall["AR@3"]  # was KeyError 'categories'
     with pytest.raises(ValueError, match="no 'segmentation'"):
         load_coco(dict(instances, annotations=[{k: v for k, v in a.items() if k != "segmentation"}
                                                for a in instances["annotations"]]))  # fmt: skip

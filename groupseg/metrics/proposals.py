@@ -47,9 +47,10 @@ def load_coco(instances: str | os.PathLike | dict | COCO) -> COCO:
 
 
 def _complete(instances: dict) -> dict:
-    """A copy with what LVIS-style sets leave out and COCOeval reads: ``iscrowd`` (0), an image's ``file_name``
-    from its ``coco_url`` (``val2017/000000397133.jpg``, as detectron2 reads LVIS); ``area`` is filled once
-    indexed. An annotation without a ``segmentation`` (a box-only set) is refused: there is no mask to recall."""
+    """A copy with what LVIS-style and class-agnostic sets leave out and COCOeval reads: ``iscrowd`` (0), an image's
+    ``file_name`` from its ``coco_url`` (``val2017/000000397133.jpg``, as detectron2 reads LVIS), ``category_id``
+    (1) and ``categories`` (each id, named by its number); ``area`` is filled once indexed. An annotation without a
+    ``segmentation`` (a box-only set) is refused: there is no mask to recall."""
     images = [dict(im) for im in instances["images"]]
     for image in images:
         if "file_name" not in image and "coco_url" in image:
@@ -59,8 +60,11 @@ def _complete(instances: dict) -> dict:
         if "segmentation" not in ann:
             raise ValueError(f"annotation {ann.get('id')} of image {ann.get('image_id')} has no 'segmentation': "
                              "masks are needed (a box-only set?)")  # fmt: skip
-        annotations.append(dict(ann, iscrowd=ann.get("iscrowd", 0)))
-    return dict(instances, images=images, annotations=annotations)
+        annotations.append(dict(ann, iscrowd=ann.get("iscrowd", 0), category_id=ann.get("category_id", 1)))
+    categories = instances.get("categories")
+    if categories is None:  # loadRes copies them
+        categories = [dict(id=c, name=str(c)) for c in sorted({a["category_id"] for a in annotations})]
+    return dict(instances, images=images, annotations=annotations, categories=categories)
 
 
 def proposal_recall(
