@@ -108,6 +108,15 @@ def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baselin
     assert "labels_right_%" in table[0] and "labels_right_%" not in table[1]
     printed = capsys.readouterr().out
     assert "tiny" in printed and "slic" in printed and "AR@100" in printed
+    unrefined = tmp_path / "unrefined.json"  # --refine none reaches the predictor: the groups' own soft maps
+    assert load_tool("eval_prompts").main([
+        "--images", str(world / "JPEGImages"), "--instances", str(world / "instances_colours.json"),
+        "--checkpoint", f"tiny={checkpoint}", "--max-images", "3", "--max-clicks", "4", "--refine", "none",
+        "--json", str(unrefined),
+    ]) == 0  # fmt: skip
+    row = json.loads(unrefined.read_text())[0]
+    assert {k: row[k] for k in ("AR@100", "mIoU@1", "proposals_per_image")} != {
+        k: table[0][k] for k in ("AR@100", "mIoU@1", "proposals_per_image")}
 
 
 def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_others(world, checkpoint, tmp_path,

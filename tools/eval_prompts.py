@@ -3,7 +3,7 @@
 
     python tools/eval_prompts.py --images DIR --instances instances.json --checkpoint [NAME=]CKPT ...
         [--baseline felzenszwalb|slic|felzenszwalb-single|slic-single ...] [--vocab V] [--short-side N]
-        [--bg-thresh T] [--bg-score S] [--max-images N] [--max-clicks 20] [--json metrics.json]
+        [--bg-thresh T] [--bg-score S] [--refine pamr|none] [--max-images N] [--max-clicks 20] [--json metrics.json]
 
 Methods side by side, each on the same images and objects: every --checkpoint (GroupViT, through
 GroupMaskGenerator and GroupPredictor) and every --baseline (scikit-image superpixels as units, RegionPredictor:
@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--short-side", type=int, help="resize images to this short side first (default: as is)")
     parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
     parser.add_argument("--bg-score", choices=("probability", "cosine"), default="probability")
+    parser.add_argument("--refine", choices=("pamr", "none"), default="pamr",
+                        help="GroupViT's soft maps moved onto the image's edges first (PAMR, the default) or not")
     parser.add_argument("--max-images", type=int, help="evaluate the first N images only")
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--json", help="write the metrics here")
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             name, eq, path = spec.partition("=")
             name, path = (name, path) if eq else (Path(spec).name, spec)
             predictor = GroupPredictor(path, short_side=args.short_side, bg_thresh=args.bg_thresh,
-                                       bg_score=args.bg_score)  # fmt: skip
+                                       bg_score=args.bg_score, refine=args.refine)  # fmt: skip
             methods.append((name, GroupMaskGenerator(predictor, output_mode="coco_rle"), vocab))
         for method in args.baseline:
             regions = RegionPredictor(method.split("-")[0], levels=[{}] if method.endswith("-single") else None)

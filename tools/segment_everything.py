@@ -2,8 +2,8 @@
 """Segment everything: every mask GroupViT's groups propose, each labelled from a vocabulary, in COCO results format.
 
     python tools/segment_everything.py IMAGES... --checkpoint CKPT [--vocab V] --out results.json [--show-dir DIR]
-        [--short-side N] [--bg-thresh T] [--bg-score probability|cosine] [--pred-iou-thresh T]
-        [--stability-score-thresh T] [--min-mask-region-area A] [--mask-nms-thresh T]
+        [--short-side N] [--bg-thresh T] [--bg-score probability|cosine] [--refine pamr|none]
+        [--pred-iou-thresh T] [--stability-score-thresh T] [--min-mask-region-area A] [--mask-nms-thresh T]
 
 ``results.json`` is a COCO results list, one entry per mask: ``image_id`` (position of the image in IMAGES, from 1),
 ``file_name``, ``segmentation`` (COCO RLE), ``score`` (= ``predicted_iou``), ``bbox`` XYWH, ``area``, ``category_id``
@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
     parser.add_argument("--bg-score", choices=("probability", "cosine"), default="probability",
                         help="what --bg-thresh thresholds (default probability, the official head)")
+    parser.add_argument("--refine", choices=("pamr", "none"), default="pamr",
+                        help="the soft maps moved onto the image's edges before masks are cut (PAMR, the default)")
     parser.add_argument("--pred-iou-thresh", type=float, default=0.0)
     parser.add_argument("--stability-score-thresh", type=float, default=0.0)
     parser.add_argument("--min-mask-region-area", type=int, default=0)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         images = [load_rgb(path) for path in args.images]
         generator = GroupMaskGenerator(
             args.checkpoint, output_mode="coco_rle", short_side=args.short_side, bg_thresh=args.bg_thresh,
-            bg_score=args.bg_score, pred_iou_thresh=args.pred_iou_thresh,
+            bg_score=args.bg_score, refine=args.refine, pred_iou_thresh=args.pred_iou_thresh,
             stability_score_thresh=args.stability_score_thresh, min_mask_region_area=args.min_mask_region_area,
             mask_nms_thresh=args.mask_nms_thresh,
         )  # fmt: skip

@@ -30,7 +30,7 @@ from torchvision.ops import nms
 from ..models import GroupViT
 from ..zeroshot.single_image import ImageLike
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
-from .predictor import DEFAULT_STABILITY_OFFSET, GroupPredictor
+from .predictor import DEFAULT_STABILITY_OFFSET, GroupPredictor, Refine
 from .units import EIGHT_CONNECTED
 
 OUTPUT_MODES = ("binary_mask", "coco_rle")
@@ -50,7 +50,7 @@ class GroupMaskGenerator:
         max_proposals: score every unit, but clean and de-duplicate only the best this many (a random or badly
             trained model fragments its groups into thousands of pieces; 1000 is the largest k of AR@k).
         output_mode: ``"binary_mask"`` (bool arrays) or ``"coco_rle"`` (pycocotools RLE, JSON-ready).
-        short_side, bg_thresh, bg_score, device: as :class:`GroupPredictor`.
+        short_side, bg_thresh, bg_score, refine, device: as :class:`GroupPredictor`.
     """
 
     def __init__(
@@ -68,6 +68,7 @@ class GroupMaskGenerator:
         short_side: int | None = None,
         bg_thresh: float = 0.95,
         bg_score: Literal["probability", "cosine"] = "probability",
+        refine: Refine = "pamr",
         device: str | torch.device | None = None,
     ):
         if output_mode not in OUTPUT_MODES:
@@ -86,7 +87,7 @@ class GroupMaskGenerator:
             self.predictor = model
         else:
             self.predictor = GroupPredictor(model, short_side=short_side, bg_thresh=bg_thresh, bg_score=bg_score,
-                                            device=device)  # fmt: skip
+                                            refine=refine, device=device)  # fmt: skip
         self.pred_iou_thresh, self.stability_score_thresh = pred_iou_thresh, stability_score_thresh
         self.stability_score_offset = stability_score_offset
         self.mask_nms_thresh, self.box_nms_thresh = mask_nms_thresh, box_nms_thresh

@@ -9,7 +9,9 @@
 SAM's conventions: pixel coordinates (x, y) of the original image, label 1 = foreground / 0 = background, box XYXY;
 ``masks`` ``[C, H, W]`` bool, ``scores`` ``[C]``, best first; ``multimask_output=False`` keeps the best only.
 
-A prompt selects units (:mod:`groupseg.prompts.units`: groups of each grouping stage and their connected pieces).
+A prompt selects units (:mod:`groupseg.prompts.units`: groups of each grouping stage and their connected pieces),
+cut from the soft maps after PAMR has moved them onto the image's edges (``refine="pamr"``, the default;
+:mod:`groupseg.prompts.refine`).
 One candidate per unit kind, finest first (stage-1 piece, stage-1 group, ..., final piece, final group): for each
 positive point the unit of that kind under it, or, if that unit holds a negative point, the coarsest finer unit that
 holds none; the units lying mostly (≥ half their area) inside the box (if none, the one with the largest share
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -41,8 +43,11 @@ from ..zeroshot.embeddings import class_embeddings
 from ..zeroshot.head import BG_SCORES, BgScore, check_bg_thresh, group_maps, seg_logits
 from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load_rgb
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
+from .refine import refine_maps
 from .units import EIGHT_CONNECTED, Level, UnitKind
 
+Refine = Literal["pamr", "none"]
+REFINES: tuple[str, ...] = get_args(Refine)
 DEFAULT_STABILITY_OFFSET = 0.1  # margin units (the soft map's probabilities): SAM's 1.0 is in logit units
 MAX_LONG_SIDE = 2048  # as mmseg's Resize(scale=(2048, short_side)) in the zero-shot pipeline
 
@@ -61,6 +66,9 @@ class GroupPredictor:
         vocabulary: class names that text prompts must come from and that label masks (see
             :func:`groupseg.zeroshot.vocabulary.parse_vocabulary`); None: free text.
         bg_thresh, bg_score: the zero-shot head's background rule for a vocabulary starting with "background".
+        refine: ``"pamr"`` moves the groups' soft maps onto the image's edges before masks are cut
+            (:mod:`groupseg.prompts.refine`, TCL's inference setting; the tokens are 2-16 px, so an edge is otherwise
+            a token off); ``"none"``: the soft maps as the tower gives them.
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class GroupPredictor:
         bg_thresh: float = 0.95,
         bg_score: BgScore = "probability",
         topk: int = 5,
+        refine: Refine = "pamr",
         device: str | torch.device | None = None,
     ):
         if model is not None and not isinstance(model, GroupViT):
@@ -85,6 +94,9 @@ class GroupPredictor:
         if short_side is not None and short_side < 1:
             raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
         check_bg_thresh(bg_thresh)  # as ZeroShotSegmenter: -1 or 2 used to be taken silently
+        if refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
+        self.refine = refine
         self.model = model.eval() if model is not None else None
         self.short_side = short_side
         self.bg_thresh, self.bg_score, self.topk = bg_thresh, bg_score, topk
@@ -116,6 +128,7 @@ class GroupPredictor:
         self.set_assignments(
             [a.soft[0] for a in out.vision.assignments], out.vision.grid, input_size=tuple(pixels.shape[2:]),
             original_size=rgb.shape[:2], group_embeds=out.group_embeds[0], image_embeds=out.image_embeds[0],
+            image=pixels if self.refine == "pamr" else None,
         )  # fmt: skip
 
     def set_assignments(
@@ -126,14 +139,19 @@ class GroupPredictor:
         original_size: tuple[int, int] | None = None,
         group_embeds: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
     ) -> None:
         """Set the groups directly: per-stage soft assignments ``[G_out, N_in]`` over a ``grid`` of tokens, seen at
-        ``input_size``; ``group_embeds [G_last, D]`` (and ``image_embeds [D]``) for text prompts and labels."""
+        ``input_size``; ``group_embeds [G_last, D]`` (and ``image_embeds [D]``) for text prompts and labels; with
+        ``image [1, 3, *input_size]``, each stage's soft map is refined along its edges (PAMR)."""
         if not soft_assignments:
             raise ValueError("need the soft assignments of at least one grouping stage")
         self.reset_image()
         soft = [s.detach().float().cpu()[None] for s in soft_assignments]
-        levels = [group_maps(soft[: k + 1], grid, input_size)[0].contiguous().numpy() for k in range(len(soft))]
+        levels = [group_maps(soft[: k + 1], grid, input_size) for k in range(len(soft))]
+        if image is not None:
+            levels = [refine_maps(image.detach().float().cpu(), maps) for maps in levels]
+        levels = [maps[0].contiguous().numpy() for maps in levels]
         self.set_levels(levels, original_size or input_size)
         embeds = None
         if group_embeds is not None:

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", required=True)
     parser.add_argument("--instances", required=True)
     parser.add_argument("--max-images", type=int, default=200)
+    parser.add_argument("--refine", choices=("pamr", "none"), default="pamr", help="GroupPredictor's (default pamr)")
     args = parser.parse_args(argv)
     from groupseg.metrics import load_coco
     from groupseg.metrics.interactive import next_click
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from groupseg.zeroshot import load_rgb
 
     coco = load_coco(args.instances)
-    predictor = GroupPredictor(args.checkpoint)
+    predictor = GroupPredictor(args.checkpoint, refine=args.refine)
     first, best_candidate, on_others, recall, precision, crowd = [], [], [], [], [], []
     proposal_sets = {"units (groups, pieces)": [], "+ soft maps at 0.3/0.5/0.7/0.9": [], "+ unions of two groups": []}
     per_image = {name: [] for name in proposal_sets}

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 448])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--refine", choices=("pamr", "none"), default="pamr", help="GroupPredictor's (default pamr)")
     args = parser.parse_args(argv)
     import torch
 
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = groupseg.GroupViT(groupseg.build_config(args.preset)).eval()
-    predictor = GroupPredictor(model)
+    predictor = GroupPredictor(model, refine=args.refine)
     generator = GroupMaskGenerator(predictor)
-    print(f"{args.preset}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(f"{args.preset}, refine {args.refine}, {torch.get_num_threads()} threads, median of {args.repeats}")
     print(f"{'size':>6}{'set_image s':>14}{'predict ms':>13}{'generate s':>13}{'masks':>8}")
     for size in args.sizes:
         image = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
