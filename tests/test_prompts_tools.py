@@ -93,6 +93,33 @@ def test_segment_everything_writes_coco_results_and_labelled_overlays(world, che
                                                                       f"{images[0].stem}_masks.png"]  # was one
 
 
+def test_segment_everything_takes_ids_from_a_coco_set_so_cocoeval_scores_its_results(world, checkpoint, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    instances = json.loads((world / "instances_colours.json").read_text())
+    picked = instances["images"][3:5]  # not the first ones: ids are the set's, not positions
+    out = tmp_path / "results.json"
+    code = load_tool("segment_everything").main([
+        *[str(world / "JPEGImages" / im["file_name"]) for im in picked], "--checkpoint", str(checkpoint),
+        "--vocab", str(world / "colours.txt"), "--instances", str(world / "instances_colours.json"), "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert {r["image_id"] for r in results} == {im["id"] for im in picked}
+    by_name = {c["name"]: c["id"] for c in instances["categories"]}
+    assert all(r["category_id"] == by_name.get(r["label"], 0) for r in results)
+    gt = COCO(str(world / "instances_colours.json"))
+    evaluation = COCOeval(gt, gt.loadRes([r for r in results if r["category_id"]]), "segm")  # as it is
+    evaluation.params.imgIds = [im["id"] for im in picked]
+    evaluation.evaluate()
+    assert any(e is not None and e["dtIds"] for e in evaluation.evalImgs)  # scored in the set's images, categories
+    stranger = tmp_path / "stranger.jpg"
+    Image.new("RGB", (32, 32)).save(stranger)
+    assert load_tool("segment_everything").main([str(stranger), "--checkpoint", str(checkpoint), "--instances",
+                                                 str(world / "instances_colours.json"), "--out", str(out)]) == 2
+
+
 def test_eval_prompts_reports_recall_clicks_and_labels_for_a_model_and_a_baseline(world, checkpoint, tmp_path, capsys):
     metrics = tmp_path / "new folder" / "metrics.json"  # made before the evaluation
     code = load_tool("eval_prompts").main([

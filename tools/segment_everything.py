@@ -2,12 +2,14 @@
 """Segment everything: every mask GroupViT's groups propose, each labelled from a vocabulary, in COCO results format.
 
     python tools/segment_everything.py IMAGES... --checkpoint CKPT [--vocab V] --out results.json [--show-dir DIR]
-        [--short-side N] [--bg-thresh T] [--bg-score probability|cosine] [--refine pamr|none]
-        [--pred-iou-thresh T] [--stability-score-thresh T] [--min-mask-region-area A] [--mask-nms-thresh T]
+        [--instances instances.json] [--short-side N] [--bg-thresh T] [--bg-score probability|cosine]
+        [--refine pamr|none] [--pred-iou-thresh T] [--stability-score-thresh T] [--min-mask-region-area A]
+        [--mask-nms-thresh T]
 
-``results.json`` is a COCO results list, one entry per mask: ``image_id`` (position of the image in IMAGES, from 1),
-``file_name``, ``segmentation`` (COCO RLE), ``score`` (= ``predicted_iou``), ``bbox`` XYWH, ``area``, ``category_id``
-(with --vocab: 1 + the label's index among the vocabulary's prompted classes, 0 for background; else 1), plus
+``results.json`` is a COCO results list, one entry per mask: ``image_id`` (position of the image in IMAGES, from 1;
+with --instances, the image's id there), ``file_name``, ``segmentation`` (COCO RLE), ``score`` (= ``predicted_iou``),
+``bbox`` XYWH, ``area``, ``category_id`` (with --vocab: 1 + the label's index among the vocabulary's prompted classes,
+0 for background, or with --instances the id of the category of that name there, 0 if none; else 1), plus
 ``predicted_iou``, ``stability_score``, ``point_coords`` and, with --vocab, ``label`` and ``label_score``.
 --show-dir writes one overlay per image (``<name>_masks.png``, ``<name>_<image_id>_masks.png`` for a name seen
 before): one colour per mask and its label.
@@ -35,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vocab", help="label masks with these classes: 'background,cat,dog' or a file")
     parser.add_argument("--out", required=True, help="COCO results JSON to write")
     parser.add_argument("--show-dir", help="write overlays here")
+    parser.add_argument("--instances", help="COCO instances JSON the images belong to: image_id (and, with --vocab, "
+                        "category_id by class name) from it, so that COCOeval scores --out as it is")
     parser.add_argument("--short-side", type=int, help="resize images to this short side first (default: as is)")
     parser.add_argument("--bg-thresh", type=float, default=0.95, help="background threshold (default 0.95)")
     parser.add_argument("--bg-score", choices=("probability", "cosine"), default="probability",
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         show = output_dir(args.show_dir, "--show-dir") if args.show_dir else None
         vocab = parse_vocabulary(args.vocab) if args.vocab is not None else None
         images = [load_rgb(path) for path in args.images]
+        image_ids, category_ids = (coco_ids(args.instances, args.images) if args.instances
+                                   else (list(range(1, len(images) + 1)), None))  # fmt: skip
         generator = GroupMaskGenerator(
             args.checkpoint, output_mode="coco_rle", short_side=args.short_side, bg_thresh=args.bg_thresh,
             bg_score=args.bg_score, refine=args.refine, pred_iou_thresh=args.pred_iou_thresh,
@@ -76,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prompted = [n for n in vocab.names if n != "background"] if vocab else []
     results, skipped, shown, start = [], 0, set(), time.perf_counter()
-    for image_id, (path, rgb) in enumerate(zip(args.images, images), 1):
+    for image_id, path, rgb in zip(image_ids, args.images, images):
         try:
             records = generator.generate(rgb, vocabulary=vocab)
         except ValueError as err:  # e.g. an image smaller than one patch at --short-side: go on with the others
@@ -85,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for record in records:
             label = record.get("label")
-            category = 1 if vocab is None else (prompted.index(label) + 1 if label in prompted else 0)
+            if vocab is None:
+                category = 1
+            elif category_ids is not None:
+                category = category_ids.get(label.lower(), 0)
+            else:
+                category = prompted.index(label) + 1 if label in prompted else 0
             results.append(dict(image_id=image_id, file_name=osp.basename(path), category_id=category,
                                 score=record["predicted_iou"], **record))  # fmt: skip
         if show:  # a/img.jpg and b/img.jpg: the second overlay must not replace the first
@@ -102,6 +113,27 @@ def main(argv: list[str] | None = None) -> int:
     if show:
         print(f"overlays: {show}")
     return 0
+
+
+def coco_ids(instances: str, paths: list[str]) -> tuple[list[int], dict[str, int]]:
+    """Each image's id in a COCO instances file (its ``file_name`` is the image path's tail: ``val2017/x.jpg`` or
+    ``x.jpg``) and the set's category ids by lower-cased name; an image the set does not hold is a ValueError."""
+    from groupseg.metrics import load_coco
+
+    coco = load_coco(instances)
+    by_name: dict[str, list[dict]] = {}
+    for image in coco.dataset["images"]:
+        by_name.setdefault(Path(image["file_name"]).name, []).append(image)
+    ids = []
+    for path in paths:
+        parts = Path(path).resolve().parts
+        matches = [im["id"] for im in by_name.get(parts[-1], [])
+                   if parts[-len(Path(im["file_name"]).parts) :] == Path(im["file_name"]).parts]  # fmt: skip
+        if len(matches) != 1:
+            what = "holds no image" if not matches else f"holds {len(matches)} images"
+            raise ValueError(f"--instances {instances} {what} whose file_name ends {path}'s path")
+        ids.append(matches[0])
+    return ids, {c["name"].lower(): c["id"] for c in coco.dataset["categories"]}
 
 
 if __name__ == "__main__":
