@@ -165,8 +165,8 @@ def test_segment_everything_skips_an_image_it_cannot_segment_and_keeps_the_other
 def varied_instance_set(root: Path) -> Path:
     """A COCO set as real ones come: polygons, compressed and uncompressed RLE, a crowd region, category ids 1, 7,
     90 in mixed case, an image without objects listed first, file names in subfolders, sizes and PNG modes mixed,
-    an image with an EXIF orientation annotated as stored, an object covering no pixel; and wrong_size.json, whose
-    a.png entry is 40 px high."""
+    an image with an EXIF orientation annotated as stored, an object covering no pixel; wrong_size.json, whose
+    a.png entry is 40 px high; thin_only.json, whose only object covers no pixel."""
     colours = {1: (220, 30, 30), 7: (30, 200, 30), 90: (30, 30, 220)}
     images, annotations = [dict(id=1, file_name="empty.png", height=20, width=20)], []
     Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(root / "empty.png")
@@ -213,6 +213,8 @@ def varied_instance_set(root: Path) -> Path:
     images[1]["height"] = 40
     (root / "wrong_size.json").write_text(json.dumps(dict(images=images, annotations=annotations,
                                                           categories=categories)))  # fmt: skip
+    (root / "thin_only.json").write_text(json.dumps(dict(images=images[1:2], annotations=annotations[-1:],
+                                                         categories=categories)))  # fmt: skip
     return out
 
 
@@ -257,6 +259,8 @@ def test_eval_prompts_reads_coco_sets_as_they_come(checkpoint, tmp_path, capsys)
                           "--max-images", "1"], "the 1 images evaluated hold no objects"),  # was a traceback
         ("eval_prompts", ["--images", "{tmp}", "--instances", "{tmp}/wrong_size.json", "--baseline", "slic"],
          "a.png is 32×32 px but its instances entry says 32×40"),
+        ("eval_prompts", ["--images", "{tmp}", "--instances", "{tmp}/thin_only.json", "--baseline", "slic"],
+         "no object of the 1 images evaluated covers a pixel"),  # was a traceback after the proposals
     ],
 )
 def test_tools_answer_bad_input_with_one_line_and_exit_code_2(world, checkpoint, tmp_path, capsys, tool, argv, message):

@@ -100,6 +100,8 @@ def evaluate(name: str, generator: GroupMaskGenerator, coco, image_ids: list[int
                 labelled += int(ious[best] >= 0.5 and label == categories[ann["category_id"]].lower())
             runs.append(run_clicks(gt, lambda points, labels: predictor.predict(points + 0.5, labels)[0][0],
                                    max_clicks=max_clicks))  # fmt: skip
+    if not runs:  # every object a polygon too thin to cover a pixel
+        raise ValueError(f"no object of the {len(image_ids)} images evaluated covers a pixel: nothing to click on")
     metrics = {"method": name, **proposal_recall(coco, results, image_ids=image_ids),
                **click_summary(runs, max_clicks=max_clicks)}
     if vocab is not None:
@@ -188,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'method':24}" + "".join(f"{h:>12}" for h in heads), flush=True)
     table = []
     for name, generator, method_vocab in methods:  # each row as soon as it is measured
-        row = evaluate(name, generator, coco, image_ids, images_dir, method_vocab, args.max_clicks)
+        try:
+            row = evaluate(name, generator, coco, image_ids, images_dir, method_vocab, args.max_clicks)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"{row['method']:24}" + "".join(f"{row[c]:>12.3f}" if c in row else f"{'-':>12}" for c in columns),
               flush=True)  # fmt: skip
         table.append(row)
