@@ -210,11 +210,11 @@ def varied_instance_set(root: Path) -> Path:
     categories = [dict(id=1, name="Red Shape"), dict(id=7, name="green shape"), dict(id=90, name="blue shape")]
     out = root / "instances.json"
     out.write_text(json.dumps(dict(images=images, annotations=annotations, categories=categories)))
+    (root / "thin_only.json").write_text(json.dumps(dict(images=images[1:2], annotations=annotations[-1:],
+                                                         categories=categories)))  # fmt: skip
     images[1]["height"] = 40
     (root / "wrong_size.json").write_text(json.dumps(dict(images=images, annotations=annotations,
                                                           categories=categories)))  # fmt: skip
-    (root / "thin_only.json").write_text(json.dumps(dict(images=images[1:2], annotations=annotations[-1:],
-                                                         categories=categories)))  # fmt: skip
     return out
 
 
