@@ -30,7 +30,8 @@ from torchvision.ops import nms
 from ..models import GroupViT
 from ..zeroshot.single_image import ImageLike
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
-from .predictor import DEFAULT_STABILITY_OFFSET, GroupPredictor, Refine
+from .predictor import DEFAULT_STABILITY_OFFSET, GroupPredictor
+from .refine import Refine
 from .units import EIGHT_CONNECTED
 
 OUTPUT_MODES = ("binary_mask", "coco_rle")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal, Sequence, get_args
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -43,11 +43,9 @@ from ..zeroshot.embeddings import class_embeddings
 from ..zeroshot.head import BG_SCORES, BgScore, check_bg_thresh, group_maps, seg_logits
 from ..zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD, ImageLike, load_rgb
 from ..zeroshot.vocabulary import Vocabulary, VocabularySpec, parse_vocabulary
-from .refine import refine_maps
+from .refine import REFINES, Refine, refine_maps
 from .units import EIGHT_CONNECTED, Level, UnitKind
 
-Refine = Literal["pamr", "none"]
-REFINES: tuple[str, ...] = get_args(Refine)
 DEFAULT_STABILITY_OFFSET = 0.1  # margin units (the soft map's probabilities): SAM's 1.0 is in logit units
 MAX_LONG_SIDE = 2048  # as mmseg's Resize(scale=(2048, short_side)) in the zero-shot pipeline
 

@@ -10,11 +10,13 @@ the image guides the groups' edges, the groups still decide what belongs togethe
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 import torch.nn.functional as F
 
+Refine = Literal["pamr", "none"]  # what GroupPredictor(refine=...) does to the soft maps: PAMR, or nothing
+REFINES: tuple[str, ...] = get_args(Refine)
 PAMR_ITERATIONS = 10  # TCL's inference setting
 PAMR_DILATIONS = (1, 2, 4, 8, 12, 24)
 MAX_SIDE = 128  # refine at most this many pixels along the long side: 4 px per 16 px token at 448, ~1 s on a CPU
