@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # imported where used, after the arguments are parsed: --help
     from groupseg.prompts.exemplars import Exemplar
 
 DEFAULT_BG_THRESH = 0.5  # cosine; as tools/eval_fewshot.py, chosen on the dev split (docs/exemplars.md)
-IGNORE = 255
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def prompt_classes(images: list[str], masks: list[str]) -> tuple[list[int], list[Exemplar], list[int] | None]:
     """The ids of the prompt masks, one exemplar per (pair, id), and the first mask's palette (if it has one)."""
-    from groupseg.prompts.exemplars import Exemplar, read_mask
+    from groupseg.prompts.exemplars import Exemplar, mask_ids, read_mask
 
     if not images and not masks:
         raise ValueError("give at least one example: --prompt-image IMAGE --prompt-mask MASK")
@@ -63,9 +62,7 @@ def prompt_classes(images: list[str], masks: list[str]) -> tuple[list[int], list
     exemplars, ids = [], set()
     for image, mask in zip(images, masks):
         labels = read_mask(mask, f"prompt mask {mask}")
-        present = [1] if labels.dtype == bool else sorted(int(i) for i in np.unique(labels) if i != 0)
-        if len(present) > 1 and IGNORE in present:
-            present.remove(IGNORE)  # VOC's "ignore" boundary beside real ids
+        present = mask_ids(labels)  # VOC's "ignore" boundary (255) beside real ids left out
         if not present:
             raise ValueError(f"prompt mask {mask} has no labelled pixels (all 0)")
         exemplars += [Exemplar(f"id {i}", image, mask, i) for i in present]

@@ -145,11 +145,9 @@ class Exemplar:
                 ids = ", ".join(str(int(i)) for i in np.unique(labels)[:20])
                 raise ExemplarError(f"{what}: {mask_name} has no pixels with id {self.mask_id} (its ids: {ids})")
         else:
-            ids = np.unique(labels[labels != 0])
-            if len(ids) > 1:  # beside other ids, 255 is VOC's "ignore" (as in tools/incontext.py): a void border
-                ids = ids[ids != VOID_ID]
+            ids = mask_ids(labels)
             if len(ids) > 1:
-                shown = ", ".join(str(int(i)) for i in ids[:20])
+                shown = ", ".join(str(i) for i in ids[:20])
                 soft = " (a soft 0-255 mask? threshold it first, e.g. mask >= 128)" if len(ids) >= 10 else ""
                 raise ExemplarError(
                     f"{what}: {mask_name} holds several labels ({shown}); choose one with mask_id= "
@@ -159,6 +157,15 @@ class Exemplar:
         if not foreground.any():
             raise ExemplarError(f"{what}: {mask_name} is empty (no foreground pixels)")
         return rgb, np.ascontiguousarray(foreground)
+
+
+def mask_ids(labels: np.ndarray) -> list[int]:
+    """The class ids a label map holds: its non-zero ids, VOC's 255 (a void border) left out beside others; ``[1]``
+    for a boolean mask."""
+    if labels.dtype == bool:
+        return [1] if labels.any() else []
+    ids = [int(i) for i in np.unique(labels) if i != 0]
+    return [i for i in ids if i != VOID_ID] if len(ids) > 1 else ids
 
 
 def read_mask(mask: MaskLike, what: str = "exemplar") -> np.ndarray:
