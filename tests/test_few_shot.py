@@ -145,6 +145,45 @@ def test_coco20i_reader_folds_every_fourth_category(tmp_path):
         COCO20i(tmp_path / "coco", 0, split="train2014")
 
 
+def write_coco_instances(root, instances, size=(100, 100)):
+    """COCO 2014's layout from ``{image id: [(category id, boolean mask), ...]}``: RLE instances, area = pixels."""
+    from pycocotools import mask as mask_utils
+
+    (root / "val2014").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    images, annotations = [], []
+    for image_id, objects in instances.items():
+        Image.new("RGB", size[::-1], 90).save(root / "val2014" / f"{image_id}.jpg")
+        images.append(dict(id=image_id, file_name=f"{image_id}.jpg", height=size[0], width=size[1]))
+        for category, inst in objects:
+            rle = mask_utils.encode(np.asfortranarray(inst.astype(np.uint8)))
+            rle["counts"] = rle["counts"].decode()
+            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=category, iscrowd=0,
+                                    segmentation=rle, area=float(inst.sum()), bbox=[0.0, 0.0, 1.0, 1.0]))  # fmt: skip
+    categories = [dict(id=c, name=f"thing{c}", supercategory="x") for c in (1, 2, 3, 4)]
+    (root / "annotations/instances_val2014.json").write_text(
+        json.dumps(dict(images=images, annotations=annotations, categories=categories)))  # fmt: skip
+
+
+def test_coco20i_min_area_counts_the_union_of_a_class_s_instances(tmp_path):
+    """PFENet counts a class's pixels in the label map: two instances of 1.5·1024 px each pass 2·32·32 together only
+    where they do not overlap (their ``area``s sum to 3072 either way)."""
+    block = np.zeros((100, 100), bool)
+    block[10:42, 10:58] = True  # 32 × 48 = 1536 px
+    beside = np.zeros((100, 100), bool)
+    beside[50:82, 10:58] = True
+    part = np.zeros((100, 100), bool)
+    part[10:42, 30:78] = True  # overlaps block by 32 × 28: union 32 × 68 = 2176 px
+    write_coco_instances(tmp_path / "coco", {1: [(1, block), (1, block.copy())], 2: [(1, block), (1, beside)],
+                                             3: [(1, block), (1, part)], 4: [(2, block), (2, block.copy())]})
+    data = COCO20i(tmp_path / "coco", 0)  # fold 0: category 1 only
+    assert data.fold_classes == [1] and data.items() == {1: [2, 3]}  # image 1: one 1536-px region, twice
+    assert [data.mask(i, 1)[0].sum() for i in (2, 3)] == [2 * 1536, 2176]
+    assert COCO20i(tmp_path / "coco", 0, min_area=0).items() == {1: [1, 2, 3]}
+    assert COCO20i(tmp_path / "coco", 0, min_area=2177).items() == {1: [2]}
+    assert COCO20i(tmp_path / "coco", 1).items() == {2: []}  # the other fold's class: the same rule
+
+
 def test_fss1000_reads_its_published_masks_as_hsnet_does(tmp_path):
     """FSS-1000 as published: RGB masks, a few masks of another size than their image (crt_screen/6, screw/8), stray
     unannotated N.jpeg files; and masks a user re-saved as 0/1 or as a 0/1 palette PNG."""

@@ -13,8 +13,9 @@ drawn by
 - **COCO-20i** (Nguyen & Todorovic, ICCV 2019): COCO 2014 (``ROOT/annotations/instances_val2014.json`` and
   ``ROOT/val2014/``; HSNet's ``COCO2014/`` folder holds both) read with pycocotools; the 80 categories in id order,
   fold ``i`` = the categories whose index is ``i`` mod 4 (PFENet's ``use_split_coco`` and HSNet's split); a class's
-  mask is the union of all its instance masks (crowds included) in the image; images where the class covers fewer
-  than 2·32·32 pixels are left out (PFENet's rule), or HSNet's pickled lists are read instead.
+  mask is the union of all its instance masks (crowds included) in the image; images where that mask has fewer
+  than 2·32·32 pixels are left out (PFENet's rule: overlapping instances count once), or HSNet's pickled lists are
+  read instead.
 
 Images are read as stored (no EXIF rotation), the frame the masks are drawn in.
 - **VOC layout**: ``JPEGImages/<name>.jpg`` and ``<masks>/<name>.png`` label PNGs (255 ignored), classes named by a
@@ -110,11 +111,15 @@ COCO_MIN_AREA = 2 * 32 * 32  # PFENet's rule: a class counts in an image when it
 
 
 class COCO20i:
-    """COCO-20i from COCO 2014's instance annotations. An image holds a class when the class's annotations cover at
-    least ``min_area`` pixels (their ``area``s summed; PFENet keeps masks of ≥ 2·32·32 pixels, and HSNet's lists are
-    a subset too: 19,217 images for person in fold 0), so a query or support is never a speck that rasterises to no
-    pixels. ``split_file``: HSNet's ``data/splits/coco/val/fold<i>.pkl`` (class index → image paths)
-    instead, for HSNet's exact lists."""
+    """COCO-20i from COCO 2014's instance annotations. An image holds a class when the class's mask (the union of its
+    instance masks, crowds included: what :meth:`mask` returns) covers at least ``min_area`` pixels: PFENet keeps a
+    class of an image when its label map has ≥ 2·32·32 pixels of it, a union, so overlapping instances count once
+    (HSNet's lists are a subset too: 19,217 images for person in fold 0); a query or support is never a speck that
+    rasterises to no pixels. Only the fold's (class, image) pairs whose annotations' ``area``s sum to ``min_area`` or
+    more are rasterised (a union is never larger than the sum), as run-length masks, not decoded. A polygon's ``area``
+    is the polygon's, and its pixels can exceed it by a few along the boundary: a pair whose areas sum just below
+    ``min_area`` is left out without being rasterised. ``split_file``: HSNet's ``data/splits/coco/val/fold<i>.pkl``
+    (class index → image paths) instead, for HSNet's exact lists."""
 
     def __init__(
         self, root: str | os.PathLike, fold: int, split: str = "val2014", folds: int = 4,
@@ -137,12 +142,24 @@ class COCO20i:
         if split_file is not None:
             self._items = self._hsnet_lists(Path(split_file), categories)
             return
-        area: dict[tuple[int, int], float] = {}
+        anns: dict[tuple[int, int], list[dict]] = {}  # (class, image) → its annotations, the fold's classes only
+        fold_classes = set(self.fold_classes)
         for ann in self.coco.anns.values():
-            key = (ann["category_id"], ann["image_id"])
-            area[key] = area.get(key, 0.0) + float(ann.get("area", 0.0))
-        self._items = {c: sorted(i for i in self.coco.getImgIds(catIds=[c]) if area.get((c, i), 0.0) >= min_area)
-                       for c in self.fold_classes}  # fmt: skip
+            if ann["category_id"] in fold_classes:
+                anns.setdefault((ann["category_id"], ann["image_id"]), []).append(ann)
+        self._items = {c: [] for c in self.fold_classes}
+        for (c, i), group in sorted(anns.items(), key=lambda pair: pair[0]):
+            if sum(float(a.get("area", 0.0)) for a in group) < min_area:  # the union cannot reach it either
+                continue
+            if min_area <= 0 or self._pixels(group) >= min_area:
+                self._items[c].append(i)
+
+    def _pixels(self, anns: list[dict]) -> int:
+        """Pixels of the union of ``anns``' masks (one image's), from their run-length encodings: the pixels of
+        :meth:`mask`'s union of ``annToMask`` masks, without decoding them."""
+        from pycocotools import mask as mask_utils
+
+        return int(mask_utils.area(mask_utils.merge([self.coco.annToRLE(a) for a in anns], intersect=0)))
 
     def _hsnet_lists(self, path: Path, categories: list[int]) -> dict[int, list[int]]:
         """HSNet's pickle: class index (0-79, categories in id order) → ``'val2014/<file name>'`` of its images."""
