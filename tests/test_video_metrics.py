@@ -50,7 +50,7 @@ def run(metric, gt, pred, clip=0):
 def test_a_perfect_prediction_scores_one_everywhere():
     clip = moving_clip()
     result = run(VideoMetrics(3, things=[DISC, SQUARE]), clip, clip)
-    for name in ("STQ", "AQ", "SQ", "VPQ", "VPQ_thing", "VPQ_stuff", "VPQ@0", "VPQ@15", "mVC8", "mVC16"):
+    for name in ("STQ", "AQ", "SQ", "VPQ", "VPQ_thing", "VPQ_stuff", "VPQ@0", "VPQ@7", "mVC8", "mVC16"):
         assert result[name] == pytest.approx(1.0), name
 
 
@@ -80,6 +80,16 @@ def test_vpq_counts_a_swap_inside_a_window_as_two_misses_and_two_false_tubes():
     assert result["VPQ_thing"] == pytest.approx((1.0 + 0.8 + 0.0) / 3)
     assert result["VPQ_stuff"] == pytest.approx(1.0)
     assert result["VPQ"] == pytest.approx((1.0 + 0.9 + 0.5) / 3)
+
+
+def test_default_spans_are_the_benchmarks_windows():
+    # VIPSeg's eval_vpq_vspw.py: nframes in [1, 2, 4, 6, 8] on every frame; Cityscapes-VPS: k in [0, 5, 10, 15] over
+    # every 5th frame, i.e. windows of 1-4 evaluated frames
+    assert VideoPanopticQuality(3, things=[DISC]).windows == {0: 1, 1: 2, 3: 4, 5: 6, 7: 8}
+    assert VideoPanopticQuality(3, things=[DISC], frame_step=5).windows == {0: 1, 5: 2, 10: 3, 15: 4}
+    assert VideoMetrics(3, things=[DISC], frame_step=2).vpq.windows == {0: 1, 2: 2, 4: 3, 6: 4}
+    with pytest.raises(ValueError, match="frame_step must be at least 1"):
+        VideoPanopticQuality(3, things=[DISC], frame_step=0)
 
 
 def test_vpq_spans_count_evaluated_frames_and_skip_clips_shorter_than_the_window():

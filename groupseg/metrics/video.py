@@ -15,8 +15,10 @@ the stacked frames; tubes (a segment over the window) match when they share a cl
 union leaving out the predicted tube's void pixels; a predicted tube lying more than half on void or same-class crowd
 is no false positive. TP/FP/FN and the matched IoUs are summed per class over all windows of all clips; VPQ^k is the
 mean over classes of IoU / (TP + FP/2 + FN/2) (classes with TP + FP + FN = 0 left out), and VPQ the mean over spans.
-Cityscapes-VPS annotates every 5th frame: spans (0, 5, 10, 15) with ``frame_step=5`` are its 1, 2, 3 and 4 evaluated
-frames. VIPSeg's released evaluator uses windows of 1, 2, 4, 6 and 8 frames: ``spans=(0, 1, 3, 5, 7)``.
+The default spans are the benchmarks' own (:func:`default_spans`): VIPSeg annotates every frame and its released
+evaluator (``eval_vpq_vspw.py``) uses windows of 1, 2, 4, 6 and 8 frames, ``spans=(0, 1, 3, 5, 7)`` at
+``frame_step=1``; Cityscapes-VPS annotates every 5th frame, and spans (0, 5, 10, 15) at ``frame_step=5`` are its
+windows of 1, 2, 3 and 4 evaluated frames (at another step N: 0, N, 2N, 3N).
 
 **STQ** (segmentation and tracking quality; Weber et al., 2021, STEP; as deeplab2's numpy implementation): AQ sums,
 over every ground-truth thing tube ``g`` of a clip, ``1/|g| Σ_p TPA(p, g) · IoU(p, g)`` over the predicted thing
@@ -41,10 +43,16 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 
 IGNORE_LABEL = 255
-DEFAULT_SPANS = (0, 5, 10, 15)
+VIPSEG_SPANS = (0, 1, 3, 5, 7)  # windows of 1, 2, 4, 6, 8 frames, every frame annotated
 DEFAULT_VC_WINDOWS = (8, 16)
 _VOID = -1
 _INSTANCE_BITS = 32  # segment key = class << 32 | instance
+
+
+def default_spans(frame_step: int = 1) -> tuple[int, ...]:
+    """VPQ's spans as the benchmark with this annotation step evaluates them: VIPSeg's ``(0, 1, 3, 5, 7)`` when every
+    frame is annotated, else Cityscapes-VPS's windows of 1-4 evaluated frames, ``(0, 5, 10, 15)`` at step 5."""
+    return VIPSEG_SPANS if frame_step == 1 else tuple(k * frame_step for k in range(4))
 
 
 def _check_frame(*maps: np.ndarray) -> list[np.ndarray]:
@@ -111,10 +119,13 @@ class VideoPanopticQuality:
     segment statistics, never pixels."""
 
     def __init__(
-        self, num_classes: int, things: Iterable[int], *, spans: Sequence[int] = DEFAULT_SPANS, frame_step: int = 1,
+        self, num_classes: int, things: Iterable[int], *, spans: Sequence[int] | None = None, frame_step: int = 1,
         ignore_label: int = IGNORE_LABEL,
     ):  # fmt: skip
-        if frame_step < 1 or any(k < 0 or k % frame_step for k in spans) or not spans:
+        if frame_step < 1:
+            raise ValueError(f"frame_step must be at least 1, got {frame_step}")
+        spans = default_spans(frame_step) if spans is None else spans
+        if not spans or any(k < 0 or k % frame_step for k in spans):
             raise ValueError(f"spans {tuple(spans)} must be non-negative multiples of frame_step {frame_step}")
         self.num_classes, self.ignore_label = num_classes, ignore_label
         self.things = _thing_table(num_classes, things)
@@ -304,7 +315,7 @@ class VideoMetrics:
 
     def __init__(
         self, num_classes: int, things: Iterable[int], *, ignore_label: int = IGNORE_LABEL,
-        spans: Sequence[int] = DEFAULT_SPANS, frame_step: int = 1, vc_windows: Sequence[int] = DEFAULT_VC_WINDOWS,
+        spans: Sequence[int] | None = None, frame_step: int = 1, vc_windows: Sequence[int] = DEFAULT_VC_WINDOWS,
     ):  # fmt: skip
         things = list(things)
         self.stq = SegmentationTrackingQuality(num_classes, things, ignore_label=ignore_label)
