@@ -305,6 +305,137 @@ def test_pascal5i_reads_the_val_images_of_segmentation_class_aug(tmp_path):
     assert mask.sum() == 15 * 50 and ignore.sum() == 70
 
 
+VOC_GREY = np.array([128, 128, 128])
+
+
+def make_voc2012(voc, images, masks="SegmentationClass", val=None, rng=None):
+    """VOC2012's layout: ``JPEGImages/<name>.jpg`` and ``<masks>/<name>.png`` label PNGs (VOC's palette PNGs for
+    ``SegmentationClass``, grayscale for HSNet's ``SegmentationClassAug``) from ``{name: label}``: one object of the
+    label, a flat colour of its own on grey, its outer 2 pixels 255 (VOC's void outline);
+    ``val``: the names ``ImageSets/Segmentation/val.txt`` lists."""
+    rng = rng or np.random.default_rng(0)
+    for folder in ("JPEGImages", masks):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    for name, label in images.items():
+        labels = np.zeros((40, 56), np.uint8)
+        y, x = rng.integers(3, 15), rng.integers(3, 30)
+        labels[y - 2 : y + 16, x - 2 : x + 20] = 255
+        colour = np.array([(37 * label) % 256, (91 * label + 60) % 256, (173 * label + 20) % 256])
+        rgb = np.where((labels == 255)[..., None], colour, VOC_GREY)
+        labels[y : y + 14, x : x + 18] = label
+        Image.fromarray(rgb.astype(np.uint8)).save(voc / "JPEGImages" / f"{name}.jpg", quality=100, subsampling=0)
+        png = Image.fromarray(labels, "P" if masks == "SegmentationClass" else "L")
+        if masks == "SegmentationClass":
+            png.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
+        png.save(voc / masks / f"{name}.png")
+    if val is not None:
+        (voc / "ImageSets/Segmentation").mkdir(parents=True, exist_ok=True)
+        (voc / "ImageSets/Segmentation/val.txt").write_text("".join(f"{n}\n" for n in val))
+
+
+def colour_scores(data, shots, episodes, seed=0):
+    """What tools/eval_fewshot.py --method colour should get: the same episodes, scored here."""
+    meter = FewShotIoU()
+    for episode in sample_episodes(data.items(), shots=shots, num_episodes=episodes, seed=seed):
+        supports = [(data.image(k), data.mask(k, episode.category)[0]) for k in episode.support]
+        target, ignore = data.mask(episode.query, episode.category)
+        meter.add(episode.category, colour_baseline_mask(supports, data.image(episode.query)), target, ignore)
+    return meter
+
+
+def test_eval_fewshot_pascal5i_reads_voc2012_val_and_scores_the_fold_s_classes(tmp_path, capsys):
+    """PASCAL-5i fold 1 (bus, car, cat, chair, cow) from VOC's own SegmentationClass and val.txt: the training images
+    beside them (here the only cows) are not read, 255 is not scored, other folds' classes are not evaluated."""
+    from mmengine.config import Config
+
+    voc = tmp_path / "VOCdevkit" / "VOC2012"
+    val = {"2007_000001": 6, "2007_000002": 6, "2007_000003": 6, "2007_000004": 7, "2007_000005": 7,
+           "2007_000006": 7, "2007_000007": 8, "2007_000008": 8, "2007_000009": 9, "2007_000010": 1,
+           "2007_000011": 1}  # fmt: skip
+    make_voc2012(voc, {**val, "2008_000001": 10, "2008_000002": 10, "2008_000003": 10}, val=list(val))
+    tool = load_tool("eval_fewshot")
+    names = Config.fromfile(tool.VOC_CONFIG).class_names
+    assert names[6:11] == ["bus", "car", "cat", "chair", "cow"]
+    args = ["pascal5i", str(voc), "--fold", "1", "--method", "colour", "--shots", "1", "2", "--episodes", "40",
+            "--json", str(tmp_path / "s.json")]  # fmt: skip
+    assert tool.main(args) == 0
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["dataset"] == "pascal5i" and scores["fold"] == 1
+    assert scores["1-shot"]["per_class"].keys() == {"bus", "car", "cat"} and scores["1-shot"]["episodes"] == 40
+    assert scores["2-shot"]["per_class"].keys() == {"bus", "car"}
+    out, err = capsys.readouterr()
+    assert f"masks from {voc / 'SegmentationClass'}" in err and "images of " + str(voc / "ImageSets") in err
+    assert "PASCAL-5i fold 1 (bus, car, cat, chair, cow)" in err and "1-shot leaves out 2 class(es)" in err
+    assert err.splitlines()[1].endswith("besides the query: chair, cow")  # no cow in val: the training cows unread
+    assert out.startswith("pascal5i fold 1 few-shot foreground IoU (colour)")
+    data = VOCLayout(voc, names, "SegmentationClass", fold=1, image_list=voc / "ImageSets/Segmentation/val.txt")
+    for shots in (1, 2):
+        want = colour_scores(data, shots, 40)
+        assert scores[f"{shots}-shot"]["mIoU"] == pytest.approx(want.mean_iou())
+        assert scores[f"{shots}-shot"]["per_class"] == {names[c]: round(v, 2) for c, v in want.per_class().items()}
+    # one flat colour an object: the baseline finds it and its void outline, exact once the outline is not scored
+    assert set(scores["1-shot"]["per_class"].values()) == {100.0}
+
+
+def test_eval_fewshot_pascal5i_reads_hsnet_s_fold_lists_and_segmentation_class_aug(tmp_path, capsys):
+    """HSNet's layout: ``--datapath`` holds VOC2012/, whose SegmentationClassAug (grayscale, SBD's training images
+    too) has the masks; the fold list's ``name__NN`` lines name the queries and their classes; 1000 episodes."""
+    from mmengine.config import Config
+
+    voc = tmp_path / "Datasets_HSN" / "VOC2012"
+    listed = {"2007_000033": 1, "2007_000042": 1, "2007_000061": 2, "2007_000123": 2, "2007_000129": 4,
+              "2007_000323": 4, "2007_000332": 1}  # fmt: skip
+    make_voc2012(voc, {**listed, "2008_000002": 3, "2008_000003": 3}, masks="SegmentationClassAug")
+    make_voc2012(voc, {"2007_000033": 1}, masks="SegmentationClass")  # VOC's own: fewer images
+    lines = [f"{name}__{label:02d}" for name, label in listed.items()] + ["2007_000332__05"]  # one image, two lines
+    (tmp_path / "fold0.txt").write_text("\n".join(lines) + "\n")
+    tool = load_tool("eval_fewshot")
+    args = ["pascal5i", str(tmp_path / "Datasets_HSN"), "--method", "colour", "--shots", "1",
+            "--split-file", str(tmp_path / "fold0.txt"), "--json", str(tmp_path / "s.json")]  # fmt: skip
+    assert tool.main(args) == 0
+    scores = json.loads((tmp_path / "s.json").read_text())["1-shot"]
+    assert scores["episodes"] == 1000 and scores["per_class"].keys() == {"aeroplane", "bicycle", "boat"}
+    err = capsys.readouterr().err
+    assert f"masks from {voc / 'SegmentationClassAug'}" in err and f"images of {tmp_path / 'fold0.txt'}" in err
+    names = Config.fromfile(tool.VOC_CONFIG).class_names
+    data = VOCLayout(voc, names, "SegmentationClassAug", fold=0, image_list=tmp_path / "fold0.txt")
+    assert data.items() == {1: ["2007_000033", "2007_000042", "2007_000332"], 2: ["2007_000061", "2007_000123"],
+                            3: [], 4: ["2007_000129", "2007_000323"], 5: ["2007_000332"]}  # fmt: skip
+    assert scores["mIoU"] == pytest.approx(colour_scores(data, 1, 1000).mean_iou())
+
+
+def test_eval_fewshot_pascal5i_bad_input_is_one_error_line(tmp_path, capsys):
+    voc = tmp_path / "VOC2012"
+    make_voc2012(voc, {"2007_000001": 1, "2007_000002": 1, "2007_000003": 1}, masks="SegmentationClassAug")
+    (voc / "JPEGImages" / "2007_000003.jpg").unlink()
+    (tmp_path / "no_jpeg.txt").write_text("2007_000001__01\n2007_000003__01\n")
+    tool = load_tool("eval_fewshot")
+    base = ["--method", "colour", "--shots", "1", "--episodes", "3"]
+    (tmp_path / "missing.txt").write_text("2007_000001__01\n2007_999999__01\n")
+    (tmp_path / "fold1.txt").write_text("2007_000001__06\n2007_000002__06\n")
+    (tmp_path / "bad.txt").write_text("2007_000001__cat\n")
+    cases = [
+        ([str(tmp_path / "nowhere")], f"PASCAL VOC folder {tmp_path / 'nowhere'} does not exist"),
+        ([str(voc), "--fold", "4", "--split-file", str(tmp_path / "fold1.txt")], "--fold must be in 0..3"),
+        ([str(voc), "--fold", "-1", "--split-file", str(tmp_path / "fold1.txt")], "--fold must be in 0..3"),
+        ([str(voc)], f"{voc / 'ImageSets/Segmentation/val.txt'} does not exist: PASCAL-5i reads VOC2012 val"),
+        ([str(voc), "--split-file", str(tmp_path / "nope.txt")], f"{tmp_path / 'nope.txt'} does not exist"),
+        ([str(voc), "--split-file", str(tmp_path / "missing.txt")],
+         f"lists 2007_999999, but {voc / 'SegmentationClassAug' / '2007_999999.png'} does not exist"),
+        ([str(voc), "--split-file", str(tmp_path / "no_jpeg.txt")],
+         f"lists 2007_000003, but {voc / 'JPEGImages' / '2007_000003.jpg'} does not exist"),
+        ([str(voc), "--split-file", str(tmp_path / "fold1.txt")], "holds no image of fold 0's classes (aeroplane"),
+        ([str(voc), "--split-file", str(tmp_path / "bad.txt")], "is neither NAME nor NAME__LABEL"),
+    ]
+    for extra, message in cases:
+        assert tool.main(["pascal5i", *extra, *base]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, (extra, err)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(["pascal5i", str(voc), "--labels", "colours", *base])
+    assert exit_.value.code == 2 and "--labels applies to the synthetic layout only" in capsys.readouterr().err
+
+
 def test_support_split_has_its_own_seed_space_and_exemplar_vocabularies(tmp_path):
     write_support(tmp_path / "a", 30, WORLD, seed=0)
     write_support(tmp_path / "b", 30, WORLD, seed=0)

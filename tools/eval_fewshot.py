@@ -4,13 +4,17 @@
     python tools/eval_fewshot.py synthetic data/synthetic --checkpoint CKPT [--labels shapes|colours] [--support DIR]
     python tools/eval_fewshot.py fss1000 data/FSS-1000 --split-file test.txt --checkpoint CKPT
     python tools/eval_fewshot.py coco20i data/COCO2014 --fold 0 --checkpoint CKPT [--episodes 1000] [--split-file PKL]
+    python tools/eval_fewshot.py pascal5i data/VOCdevkit/VOC2012 --fold 0 --checkpoint CKPT [--split-file fold0.txt]
         [--shots 1 5] [--seed 0] [--method exemplar|colour] [--bg-thresh T] [--short-side N] [--json FILE]
 
 Each episode defines the class by its support images and masks (one exemplar each, averaged) and segments the query:
 foreground where a segment's cosine similarity to the class beats ``--bg-thresh`` (the head's background rule).
 ``--method colour`` is the pixel-colour baseline (no model). Episodes: synthetic and FSS-1000 query every image of
-every class once (synthetic: queries from ``val/``, supports from ``support/``); COCO-20i draws ``--episodes``
-(default 1000) from ``--seed``. Protocol and readers: groupseg/metrics/few_shot.py, groupseg/data/few_shot.py.
+every class once (synthetic: queries from ``val/``, supports from ``support/``); COCO-20i and PASCAL-5i draw
+``--episodes`` (default 1000) from ``--seed``. PASCAL-5i: VOC2012's 20 classes, fold i = labels 5i+1..5i+5; queries
+and supports from VOC2012 val (``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt``
+with ``--split-file``); masks from ``SegmentationClassAug`` if the folder has it, else ``SegmentationClass``; 255 is
+not scored. Protocol and readers: groupseg/metrics/few_shot.py, groupseg/data/few_shot.py.
 """
 from __future__ import annotations
 
@@ -26,24 +30,28 @@ import groupseg  # noqa: E402,F401  (first: applies the compat shims)
 from groupseg.synthetic.world import EVAL_VOCABULARIES  # noqa: E402
 
 DEFAULT_BG_THRESH = 0.5  # cosine; chosen on the synthetic world's dev split (docs/exemplars.md)
+VOC_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "configs/_base_/datasets/pascal_voc12.py")
+FOLD_LAYOUTS = ("coco20i", "pascal5i")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=("synthetic", "fss1000", "coco20i"), help="dataset layout")
-    parser.add_argument("root", help="dataset folder")
+    parser.add_argument("dataset", choices=("synthetic", "fss1000", *FOLD_LAYOUTS), help="dataset layout")
+    parser.add_argument("root", help="dataset folder (pascal5i: VOC2012, or the folder holding it)")
     parser.add_argument("--checkpoint", help="GroupViT weights (anything groupseg.load_model reads)")
     parser.add_argument("--method", choices=("exemplar", "colour"), default="exemplar",
                         help="exemplar embeddings (default) or the pixel-colour baseline (no model)")  # fmt: skip
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="support images per episode (default 1 5)")
-    parser.add_argument("--episodes", type=int, help="episodes drawn at random (default: every query once; COCO 1000)")
+    parser.add_argument("--episodes", type=int,
+                        help="episodes drawn at random (default: every query once; COCO-20i and PASCAL-5i 1000)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--labels", choices=tuple(EVAL_VOCABULARIES), help="synthetic: which labels (default shapes)")
     parser.add_argument("--support", help="synthetic: the support split (default ROOT/support)")
     parser.add_argument("--split-file", help="FSS-1000: class folder names to evaluate, one a line (default: all); "
                         "COCO-20i: HSNet's data/splits/coco/val/fold<i>.pkl (default: images where the class covers "
-                        "2·32·32 pixels)")  # fmt: skip
-    parser.add_argument("--fold", type=int, help="COCO-20i fold 0-3 (default 0)")
+                        "2·32·32 pixels); PASCAL-5i: HSNet's data/splits/pascal/val/fold<i>.txt (NAME__LABEL lines) "
+                        "or a VOC image list (default ROOT/ImageSets/Segmentation/val.txt)")  # fmt: skip
+    parser.add_argument("--fold", type=int, help="COCO-20i / PASCAL-5i fold 0-3 (default 0)")
     parser.add_argument("--bg-thresh", type=float,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
     parser.add_argument("--short-side", type=int,
@@ -53,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     for option, applies, to in ((args.labels, args.dataset == "synthetic", "--labels: the synthetic layout"),
                                 (args.support, args.dataset == "synthetic", "--support: the synthetic layout"),
-                                (args.split_file, args.dataset in ("fss1000", "coco20i"),
-                                 "--split-file: the fss1000 and coco20i layouts"),
-                                (args.fold, args.dataset == "coco20i", "--fold: the coco20i layout"),
+                                (args.split_file, args.dataset in ("fss1000", *FOLD_LAYOUTS),
+                                 "--split-file: the fss1000, coco20i and pascal5i layouts"),
+                                (args.fold, args.dataset in FOLD_LAYOUTS, "--fold: the coco20i and pascal5i layouts"),
                                 (args.checkpoint, args.method == "exemplar", "--checkpoint: --method exemplar"),
                                 (args.bg_thresh, args.method == "exemplar", "--bg-thresh: --method exemplar"),
                                 (args.short_side, args.method == "exemplar", "--short-side: --method exemplar")):
@@ -77,8 +85,38 @@ def datasets(args: argparse.Namespace):
     if args.dataset == "fss1000":
         data = FSS1000(args.root, args.split_file)
         return data, data, None
+    if args.dataset == "pascal5i":
+        data = pascal5i(args.root, args.fold, args.split_file)
+        return data, data, 1000
     data = COCO20i(args.root, args.fold, split_file=args.split_file)
     return data, data, 1000
+
+
+def pascal5i(root: str, fold: int, split_file: str | None):
+    """PASCAL-5i's fold from a VOC2012 folder: masks from SegmentationClassAug (HSNet's) if present, else
+    SegmentationClass; images of ``split_file``, else of VOC2012 val; class names of groupseg's VOC vocabulary."""
+    from mmengine.config import Config
+
+    from groupseg.data.few_shot import FewShotDatasetError, VOCLayout
+
+    if not osp.isdir(root):
+        raise FewShotDatasetError(f"PASCAL VOC folder {root} does not exist")
+    if not osp.isdir(osp.join(root, "JPEGImages")) and osp.isdir(osp.join(root, "VOC2012", "JPEGImages")):
+        root = osp.join(root, "VOC2012")  # the folder above, as HSNet's --datapath names it
+    if not 0 <= fold < 4:
+        raise ValueError(f"--fold must be in 0..3 for PASCAL-5i, got {fold}")
+    masks = "SegmentationClassAug" if osp.isdir(osp.join(root, "SegmentationClassAug")) else "SegmentationClass"
+    image_list = split_file or osp.join(root, "ImageSets", "Segmentation", "val.txt")
+    if not osp.isfile(image_list):
+        raise FewShotDatasetError(f"{image_list} does not exist: PASCAL-5i reads VOC2012 val's images; give a list "
+                                  f"with --split-file (HSNet's data/splits/pascal/val/fold{fold}.txt)")  # fmt: skip
+    data = VOCLayout(root, Config.fromfile(VOC_CONFIG).class_names, masks, fold=fold, image_list=image_list)
+    classes = ", ".join(data.class_name(c) for c in data.items())
+    if not any(data.items().values()):
+        raise FewShotDatasetError(f"{image_list} holds no image of fold {fold}'s classes ({classes})")
+    print(f"note: PASCAL-5i fold {fold} ({classes}): images of {image_list}, masks from {osp.join(root, masks)}",
+          file=sys.stderr)  # fmt: skip
+    return data
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -155,14 +193,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     what = args.method if args.method == "colour" else f"exemplars, bg-thresh {args.bg_thresh}"
-    print(f"{args.dataset} {args.labels if args.dataset == 'synthetic' else ''} few-shot foreground IoU ({what})")
+    which = args.labels if args.dataset == "synthetic" else f"fold {args.fold}" if args.dataset in FOLD_LAYOUTS else ""
+    print(f"{args.dataset} {which} few-shot foreground IoU ({what})".replace("  ", " "))
     for setting, r in results.items():
         classes = "  ".join(f"{name} {iou:.1f}" for name, iou in r["per_class"].items())
         print(f"{setting}: mIoU {r['mIoU']:.2f}  FB-IoU {r['FB_IoU']:.2f}  ({r['episodes']} episodes, "
               f"{r['classes']} classes, {r['seconds']:.1f} s)\n  {classes}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dataset": args.dataset, "method": args.method, "seed": args.seed, **results}, f, indent=2)
+            fold = {"fold": args.fold} if args.dataset in FOLD_LAYOUTS else {}
+            json.dump({"dataset": args.dataset, **fold, "method": args.method, "seed": args.seed, **results}, f,
+                      indent=2)  # fmt: skip
     return 0
 
 

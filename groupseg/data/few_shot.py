@@ -199,13 +199,14 @@ class COCO20i:
 
 
 class VOCLayout:
-    """A VOC-layout folder. ``image_list``: the images to read, one name a line (VOC's
-    ``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt`` whose ``name__NN`` lines
-    also give the label): PASCAL-5i's queries are VOC2012 val images, while ``SegmentationClassAug`` also holds the
-    10,582 training images (SBD); without a list every mask PNG is read."""
+    """A VOC-layout folder. ``vocabulary``: a vocabulary file (a path, or a file name in ``root``) or the names
+    themselves, label ``i`` first at ``i`` (``background`` first). ``image_list``: the images to read, one name a
+    line (VOC's ``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt`` whose
+    ``name__NN`` lines also give the label): PASCAL-5i's queries are VOC2012 val images, while
+    ``SegmentationClassAug`` also holds the 10,582 training images (SBD); without a list every mask PNG is read."""
 
     def __init__(
-        self, root: str | os.PathLike, vocabulary: str | os.PathLike, masks: str = "SegmentationClass",
+        self, root: str | os.PathLike, vocabulary: str | os.PathLike | Sequence[str], masks: str = "SegmentationClass",
         fold: int | None = None, image_list: str | os.PathLike | None = None,
     ):  # fmt: skip
         from ..zeroshot.vocabulary import parse_vocabulary
@@ -215,10 +216,14 @@ class VOCLayout:
         for path in (self.root / "JPEGImages", self.mask_dir):
             if not path.is_dir():
                 raise FewShotDatasetError(f"{path} does not exist (PASCAL VOC layout: JPEGImages and {masks})")
-        vocabulary = Path(vocabulary)
-        if not vocabulary.is_file() and (self.root / vocabulary).is_file():  # a vocabulary file of the folder
-            vocabulary = self.root / vocabulary
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = Path(vocabulary)
+            if not vocabulary.is_file() and (self.root / vocabulary).is_file():  # a vocabulary file of the folder
+                vocabulary = self.root / vocabulary
         self.names = parse_vocabulary(vocabulary).names
+        folds = (len(self.names) - 1) // 5
+        if fold is not None and not 0 <= fold < folds:
+            raise ValueError(f"fold must be in 0..{folds - 1} ({len(self.names) - 1} classes, 5 a fold), got {fold}")
         labels = range(1, len(self.names)) if fold is None else range(5 * fold + 1, 5 * fold + 6)
         self._items: dict[int, list[str]] = {label: [] for label in labels}
         if image_list is None:
@@ -233,8 +238,11 @@ class VOCLayout:
             name, _, label = line.strip().partition("__")
             if not name:
                 continue
-            if not (self.mask_dir / f"{name}.png").is_file():
-                raise FewShotDatasetError(f"{image_list} lists {name}, but {self.mask_dir / name}.png does not exist")
+            if label and not label.isdigit():
+                raise FewShotDatasetError(f"{image_list}: line {line.strip()!r} is neither NAME nor NAME__LABEL")
+            for path in (self.mask_dir / f"{name}.png", self.root / "JPEGImages" / f"{name}.jpg"):
+                if not path.is_file():
+                    raise FewShotDatasetError(f"{image_list} lists {name}, but {path} does not exist")
             present = [int(label)] if label else np.unique(_read_label_png(self.mask_dir / f"{name}.png"))
             for label in present:
                 if int(label) in self._items and name not in self._items[int(label)]:
