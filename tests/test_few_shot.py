@@ -333,10 +333,10 @@ def make_voc2012(voc, images, masks="SegmentationClass", val=None, rng=None):
         (voc / "ImageSets/Segmentation/val.txt").write_text("".join(f"{n}\n" for n in val))
 
 
-def colour_scores(data, shots, episodes, seed=0):
+def colour_scores(data, shots, episodes, seed=0, queries=None):
     """What tools/eval_fewshot.py --method colour should get: the same episodes, scored here."""
     meter = FewShotIoU()
-    for episode in sample_episodes(data.items(), shots=shots, num_episodes=episodes, seed=seed):
+    for episode in sample_episodes(data.items(), shots=shots, num_episodes=episodes, seed=seed, queries=queries):
         supports = [(data.image(k), data.mask(k, episode.category)[0]) for k in episode.support]
         target, ignore = data.mask(episode.query, episode.category)
         meter.add(episode.category, colour_baseline_mask(supports, data.image(episode.query)), target, ignore)
@@ -370,7 +370,7 @@ def test_eval_fewshot_pascal5i_reads_voc2012_val_and_scores_the_fold_s_classes(t
     assert out.startswith("pascal5i fold 1 few-shot foreground IoU (colour)")
     data = VOCLayout(voc, names, "SegmentationClass", fold=1, image_list=voc / "ImageSets/Segmentation/val.txt")
     for shots in (1, 2):
-        want = colour_scores(data, shots, 40)
+        want = colour_scores(data, shots, 40, queries=data.listed)
         assert scores[f"{shots}-shot"]["mIoU"] == pytest.approx(want.mean_iou())
         assert scores[f"{shots}-shot"]["per_class"] == {names[c]: round(v, 2) for c, v in want.per_class().items()}
     # one flat colour an object: the baseline finds it and its void outline, exact once the outline is not scored
@@ -387,6 +387,10 @@ def test_eval_fewshot_pascal5i_reads_hsnet_s_fold_lists_and_segmentation_class_a
               "2007_000323": 4, "2007_000332": 1}  # fmt: skip
     make_voc2012(voc, {**listed, "2008_000002": 3, "2008_000003": 3}, masks="SegmentationClassAug")
     make_voc2012(voc, {"2007_000033": 1}, masks="SegmentationClass")  # VOC's own: fewer images
+    for name in ("2007_000042", "2007_000129"):  # one object of another colour: scores depend on the episodes drawn
+        labels = np.asarray(Image.open(voc / "SegmentationClassAug" / f"{name}.png"))
+        rgb = np.where((labels > 0)[..., None], np.array([250, 30, 200]), VOC_GREY).astype(np.uint8)
+        Image.fromarray(rgb).save(voc / "JPEGImages" / f"{name}.jpg", quality=100, subsampling=0)
     lines = [f"{name}__{label:02d}" for name, label in listed.items()] + ["2007_000332__05"]  # one image, two lines
     (tmp_path / "fold0.txt").write_text("\n".join(lines) + "\n")
     tool = load_tool("eval_fewshot")
@@ -401,7 +405,13 @@ def test_eval_fewshot_pascal5i_reads_hsnet_s_fold_lists_and_segmentation_class_a
     data = VOCLayout(voc, names, "SegmentationClassAug", fold=0, image_list=tmp_path / "fold0.txt")
     assert data.items() == {1: ["2007_000033", "2007_000042", "2007_000332"], 2: ["2007_000061", "2007_000123"],
                             3: [], 4: ["2007_000129", "2007_000323"], 5: ["2007_000332"]}  # fmt: skip
-    assert scores["mIoU"] == pytest.approx(colour_scores(data, 1, 1000).mean_iou())
+    assert scores["mIoU"] == pytest.approx(colour_scores(data, 1, 1000, queries=data.listed).mean_iou())
+    assert scores["mIoU"] != pytest.approx(colour_scores(data, 1, 1000).mean_iou())  # not COCO-20i's draw
+    # HSNet's order: the list's lines, cycled (boat's one-image line has no support besides its query: left out)
+    episodes = sample_episodes(data.items(), shots=1, num_episodes=1000, queries=data.listed)
+    usable = [(label, name) for name, label in listed.items()]
+    assert [(e.category, e.query) for e in episodes[:14]] == usable * 2
+    assert all(e.support[0] != e.query and e.support[0] in data.items()[e.category] for e in episodes)
 
 
 def test_eval_fewshot_pascal5i_bad_input_is_one_error_line(tmp_path, capsys):

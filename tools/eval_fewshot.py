@@ -10,11 +10,13 @@
 Each episode defines the class by its support images and masks (one exemplar each, averaged) and segments the query:
 foreground where a segment's cosine similarity to the class beats ``--bg-thresh`` (the head's background rule).
 ``--method colour`` is the pixel-colour baseline (no model). Episodes: synthetic and FSS-1000 query every image of
-every class once (synthetic: queries from ``val/``, supports from ``support/``); COCO-20i and PASCAL-5i draw
-``--episodes`` (default 1000) from ``--seed``. PASCAL-5i: VOC2012's 20 classes, fold i = labels 5i+1..5i+5; queries
-and supports from VOC2012 val (``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt``
-with ``--split-file``); masks from ``SegmentationClassAug`` if the folder has it, else ``SegmentationClass``; 255 is
-not scored. Protocol and readers: groupseg/metrics/few_shot.py, groupseg/data/few_shot.py.
+every class once (synthetic: queries from ``val/``, supports from ``support/``); COCO-20i draws ``--episodes``
+(default 1000) from ``--seed``; PASCAL-5i takes its list's (image, class) pairs in order, cycled to ``--episodes``
+(default 1000; HSNet's order), supports from ``--seed``. PASCAL-5i: VOC2012's 20 classes, fold i = labels
+5i+1..5i+5; queries and supports from VOC2012 val (``ImageSets/Segmentation/val.txt``, or HSNet's
+``data/splits/pascal/val/fold<i>.txt`` with ``--split-file``); masks from ``SegmentationClassAug`` if the folder has
+it, else ``SegmentationClass``; 255 is not scored. Protocol and readers: groupseg/metrics/few_shot.py,
+groupseg/data/few_shot.py.
 """
 from __future__ import annotations
 
@@ -141,6 +143,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         episodes = sample_episodes(
             query_data.items(), shots=shots, num_episodes=episodes_asked, seed=args.seed,
             support_items=None if support_data is query_data else support_data.items(),
+            queries=query_data.listed if args.dataset == "pascal5i" else None,  # HSNet: its list's lines in order
         )  # fmt: skip
         if not episodes:
             raise ValueError(f"no class has {shots} support images besides its query")

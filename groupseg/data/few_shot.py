@@ -226,6 +226,7 @@ class VOCLayout:
             raise ValueError(f"fold must be in 0..{folds - 1} ({len(self.names) - 1} classes, 5 a fold), got {fold}")
         labels = range(1, len(self.names)) if fold is None else range(5 * fold + 1, 5 * fold + 6)
         self._items: dict[int, list[str]] = {label: [] for label in labels}
+        self.listed: list[tuple[int, str]] = []  # (label, image) in the image list's order: HSNet's episode order
         if image_list is None:
             for png in sorted(self.mask_dir.glob("*.png")):
                 for label in np.unique(_read_label_png(png)):
@@ -245,8 +246,10 @@ class VOCLayout:
                     raise FewShotDatasetError(f"{image_list} lists {name}, but {path} does not exist")
             present = [int(label)] if label else np.unique(_read_label_png(self.mask_dir / f"{name}.png"))
             for label in present:
-                if int(label) in self._items and name not in self._items[int(label)]:
-                    self._items[int(label)].append(name)
+                if int(label) in self._items:
+                    self.listed.append((int(label), name))
+                    if name not in self._items[int(label)]:
+                        self._items[int(label)].append(name)
 
     def items(self) -> dict[int, list[str]]:
         return self._items

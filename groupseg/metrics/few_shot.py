@@ -32,13 +32,15 @@ def sample_episodes(
     num_episodes: int | None = None,
     seed: int = 0,
     support_items: Mapping[Hashable, Sequence[Hashable]] | None = None,
+    queries: Sequence[tuple[Hashable, Hashable]] | None = None,
 ) -> list[Episode]:
     """Episodes over ``items`` (class → keys of the items holding it).
 
     ``num_episodes=None``: every item of every class is a query once (FSS-1000's test protocol); an integer: that many
-    episodes of a class drawn uniformly, then a query of it (COCO-20i's 1000 episodes). Supports are drawn without
-    replacement from ``support_items`` (default ``items``, the query excluded). Classes with fewer than ``shots``
-    possible supports are left out.
+    episodes of a class drawn uniformly, then a query of it (COCO-20i's 1000 episodes). ``queries``: ``(class, key)``
+    pairs of a fixed list, taken in order and cycled to ``num_episodes`` (HSNet's PASCAL-5i: its fold list's lines).
+    Supports are drawn without replacement from ``support_items`` (default ``items``, the query excluded). Classes with
+    fewer than ``shots`` possible supports are left out.
     """
     if shots < 1:
         raise ValueError(f"shots must be at least 1, got {shots}")
@@ -46,7 +48,11 @@ def sample_episodes(
     needed = shots + (1 if support_items is None else 0)  # a query is never its own support
     usable = [c for c in items if items[c] and len(pools.get(c, ())) >= needed]
     rng = np.random.default_rng(seed)
-    if num_episodes is None:
+    if queries is not None:
+        listed = [(c, q) for c, q in queries if c in usable]
+        count = len(listed) if num_episodes is None or not listed else num_episodes
+        queries = [listed[i % len(listed)] for i in range(count)]
+    elif num_episodes is None:
         queries = [(c, q) for c in usable for q in items[c]]
     else:
         if not usable:
