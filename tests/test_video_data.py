@@ -1,5 +1,6 @@
 """Video data: the synthetic clips, VIPSeg's layout read back, frames from folders and video files, bad input."""
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -126,6 +127,31 @@ def test_frames_come_from_a_folder_in_natural_order_or_from_a_video_file(tmp_pat
     assert decoded[3][0] == "000003"
     big = np.repeat(np.repeat(images[3], 4, 0), 4, 1).astype(float)
     assert np.abs(decoded[3][1] - big).mean() < 40  # lossy, but the same picture
+
+
+def test_a_phone_video_stored_landscape_with_a_rotation_is_read_as_shown(tmp_path):
+    """Phones store portrait video as landscape frames and a display matrix (the video's EXIF orientation): frames
+    come as players show them, as EXIF-rotated JPEGs in a folder do, so labels line up with what the user sees."""
+    frame = np.zeros((24, 40, 3), np.uint8)
+    frame[:8, :16] = (255, 0, 0)  # a red block in the stored frame's top-left corner
+    plain = tmp_path / "plain.mp4"
+    with OverlayWriter(plain, fps=10) as writer:
+        for _ in range(3):
+            writer.write(frame)
+    data = plain.read_bytes()
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.index(identity, data.index(b"tkhd"))  # the track header's matrix: rotate 90° clockwise to show
+    rotated = tmp_path / "phone.mp4"
+    rotated.write_bytes(data[:at] + struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+                        + data[at + len(identity):])  # fmt: skip
+    _, frames = open_frames(rotated)
+    decoded = [rgb for _, rgb in frames]
+    assert len(decoded) == 3 and decoded[0].shape == (40, 24, 3)  # portrait, as shown
+    red = (decoded[0][..., 0] > 128) & (decoded[0][..., 1] < 128)
+    rows, cols = np.nonzero(red)
+    assert rows.max() < 18 and cols.min() > 14  # clockwise: the top-left block is now top-right
+    _, frames = open_frames(plain)
+    assert next(frames)[1].shape == (24, 40, 3)
 
 
 def test_bad_frame_sources_fail_with_one_line(tmp_path):

@@ -3,7 +3,8 @@
 
     python tools/video.py INPUT --checkpoint CKPT --vocab "cat,dog,grass" --out DIR [--show [overlay.mp4|.gif]]
 
-INPUT is a folder of frames (read in natural order) or a video file (anything FFmpeg decodes, through PyAV).
+INPUT is a folder of frames (read in natural order) or a video file (anything FFmpeg decodes, through PyAV); frames
+are read upright as shown (EXIF orientation, a video's rotation), outputs are at that size.
 DIR gets ``labels/NAME.png`` (palette PNG: the pixel value is the label id, 0 = background; 16-bit beyond 256
 labels), ``ids/NAME.png`` (16-bit PNG: instance ids, 0 = none; panoptic id = label × 1000 + id), ``tracks.json`` (one
 entry per tracked thing: id, class, label, score, first/last frame) and, with ``--show``, an overlay video where each

@@ -107,7 +107,7 @@ def _decode(container, stream, path: Path) -> Iterator[tuple[str, np.ndarray]]:
     count = 0
     try:
         for frame in container.decode(stream):
-            yield f"{count:06d}", frame.to_ndarray(format="rgb24")
+            yield f"{count:06d}", _as_shown(frame.to_ndarray(format="rgb24"), frame.rotation)
             count += 1
     except av.FFmpegError as err:
         raise FramesError(f"cannot decode frame {count} of {path}: {err}") from None
@@ -115,6 +115,14 @@ def _decode(container, stream, path: Path) -> Iterator[tuple[str, np.ndarray]]:
         container.close()
     if count == 0:
         raise FramesError(f"{path} holds no video frames")
+
+
+def _as_shown(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded frame turned as players show it: phones store portrait video as landscape frames plus a rotation
+    (the display matrix), as JPEGs carry an EXIF orientation, which images' frames follow (:func:`load_rgb`).
+    ``rotation`` is PyAV's: degrees counterclockwise, a multiple of 90 in practice."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _same_size(frames: Iterator[tuple[str, np.ndarray]], path: Path | None) -> Iterator[tuple[str, np.ndarray]]:
