@@ -156,6 +156,20 @@ def test_a_voc_mask_with_one_class_and_its_void_border_is_that_class(image, labe
         Exemplar("a", image, soft)
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_a_mask_with_alpha_is_unlabelled_where_transparent(tmp_path, image, labels, mode):
+    """Editors keep a colour under transparent pixels (often white): the mask is what is shown, not that colour."""
+    region = labels == 3
+    gray = np.full(labels.shape, 255, np.uint8)  # white everywhere; only the alpha draws the region
+    alpha = np.where(region, 255, 0).astype(np.uint8)
+    channels = [gray, gray, gray, alpha] if mode == "RGBA" else [gray, alpha]
+    Image.fromarray(np.stack(channels, axis=-1), mode).save(tmp_path / "painted.png")
+    assert np.array_equal(Exemplar("a", image, tmp_path / "painted.png")._load()[1], region)
+    ids = np.where(labels == 255, 0, labels)  # a label map with ids 3 and 7, opaque: read as before
+    rgba = np.stack([ids, ids, ids, np.full_like(ids, 255)], axis=-1)
+    assert np.array_equal(Exemplar("a", image, rgba, mask_id=7)._load()[1], labels == 7)
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

@@ -4,11 +4,12 @@
     python tools/incontext.py --prompt-image A.jpg --prompt-mask A.png [--prompt-image B.jpg --prompt-mask B.png ...]
         TARGET... --checkpoint CKPT --out DIR [--bg-thresh T] [--short-side N] [--show-dir DIR]
 
-Every id of a prompt mask (a label PNG, palette or grayscale; 0 is background) becomes one class, defined by the
-prompt pairs whose mask holds it (several pairs of one id are averaged: an ensemble). Each target gets a label PNG
-``DIR/<target name>.png`` whose values are the prompt masks' ids (0 where no class fits: a segment whose cosine
-similarity to every class is below ``--bg-thresh``), in the first prompt mask's palette. 255 is read as VOC's
-"ignore" when a mask holds other ids too; a mask holding only 255 (a 0/255 binary mask) is one class, id 255.
+Every id of a prompt mask (a label PNG, palette or grayscale; 0 is background, as are transparent pixels) becomes
+one class, defined by the prompt pairs whose mask holds it (several pairs of one id are averaged: an ensemble). Each
+target gets a label PNG ``DIR/<target name>.png`` whose values are the prompt masks' ids (0 where no class fits: a
+segment whose cosine similarity to every class is below ``--bg-thresh``), in the first prompt mask's palette. 255 is
+read as VOC's "ignore" when a mask holds other ids too; a mask holding only 255 (a 0/255 binary mask) is one class,
+id 255.
 """
 from __future__ import annotations
 

@@ -169,8 +169,9 @@ def mask_ids(labels: np.ndarray) -> list[int]:
 
 
 def read_mask(mask: MaskLike, what: str = "exemplar") -> np.ndarray:
-    """A mask as an ``[H, W]`` bool or integer label array (palette PNGs give their indices, as in VOC);
-    :class:`ExemplarError` (one line, starting with ``what``) when it cannot be read or is not a mask."""
+    """A mask as an ``[H, W]`` bool or integer label array (palette PNGs give their indices, as in VOC; a mask with
+    alpha is 0 where transparent); :class:`ExemplarError` (one line, starting with ``what``) when it cannot be read or
+    is not a mask."""
     if isinstance(mask, (str, os.PathLike)):
         try:
             with Image.open(mask) as opened:
@@ -179,13 +180,12 @@ def read_mask(mask: MaskLike, what: str = "exemplar") -> np.ndarray:
         except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
             raise ExemplarError(f"{what}: cannot read mask {mask}: {err}") from None
     if isinstance(mask, Image.Image):
-        if mask.mode in ("RGB", "RGBA", "LA"):
-            mask = np.asarray(mask)[..., : 3 if mask.mode != "LA" else 1]
-        elif mask.mode == "1":
-            mask = np.asarray(mask, dtype=bool)
-        else:  # P (palette indices), L, I, I;16
-            mask = np.asarray(mask)
+        if mask.mode not in ("1", "P", "L", "I", "RGB", "RGBA", "LA", "PA") and not mask.mode.startswith("I;16"):
+            mask = mask.convert("RGB")  # CMYK, YCbCr ...: colour, refused below
+        mask = np.asarray(mask, dtype=bool) if mask.mode == "1" else np.asarray(mask)  # P: the palette indices
     array = np.asarray(mask)
+    if array.ndim == 3 and array.shape[2] in (2, 4):  # LA / PA / RGBA: the transparent pixels are unlabelled (0),
+        array = np.where(array[..., -1:] > 0, array[..., :-1], 0)  # whatever colour they keep, as they are shown
     if array.ndim == 3:
         if not (array == array[..., :1]).all():
             raise ExemplarError(f"{what}: the mask is a colour image; give a label PNG (palette or grayscale) or a "
