@@ -209,6 +209,26 @@ def test_typed_vocabulary_is_never_read_as_a_server_file(tmp_path):
     assert read_vocabulary(["cat", "dog"]) == "cat\ndog\n"
 
 
+def test_uploads_are_read_as_the_tools_read_them(scene_image, tmp_path):
+    """Gradio's own reading turns a 16-bit PNG white (PIL's convert clips it) and gives a GIF's palette indices as a
+    gray image; the page's image input reads uploads with the tools' loader instead."""
+    from gradio.data_classes import ImageData
+
+    from groupseg.app.page import image_input
+    from groupseg.zeroshot import load_rgb
+
+    gray = scene_image.mean(axis=2).astype(np.uint16) * 257  # 16-bit: what a scientific camera writes
+    Image.fromarray(gray).save(tmp_path / "deep.png")
+    Image.fromarray(scene_image).save(tmp_path / "scene.gif")
+    component = image_input(type="numpy", image_mode="RGB")
+    for name in ("deep.png", "scene.gif"):
+        uploaded = component.preprocess(ImageData(path=str(tmp_path / name), orig_name=name))
+        assert uploaded.shape == scene_image.shape and np.array_equal(uploaded, load_rgb(tmp_path / name))
+    deep = component.preprocess(ImageData(path=str(tmp_path / "deep.png"), orig_name="deep.png"))
+    assert np.array_equal(deep[..., 0], (gray >> 8).astype(np.uint8))  # not 255 everywhere
+    assert component.preprocess(None) is None
+
+
 def test_presets_come_from_the_configs_and_the_synthetic_world():
     presets = vocabulary_presets(REPO / "configs")
     assert list(presets)[:2] == ["synthetic world: colours", "synthetic world: shapes"]

@@ -22,6 +22,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..zeroshot.single_image import load_rgb
 from .answer import Answer, Prompts, display_scale, prompt_view
 from .handlers import AppInputError, Handlers, read_box, read_points
 from .presets import Preset
@@ -33,17 +34,20 @@ KEEP_DOWNLOADS = 32  # answers whose download files stay in the app's temporary 
 
 
 def image_input(**options) -> gr.Image:
-    """``gr.Image`` whose unreadable uploads give a one-line notice instead of a bare "Error".
+    """``gr.Image`` whose unreadable uploads give a one-line notice instead of a bare "Error"; an RGB numpy input reads
+    its uploads with :func:`load_rgb`, as the tools do (Gradio's ``convert("RGB")`` turns a 16-bit PNG white).
 
     (Its ``preprocess`` is wrapped on the instance: a subclass of a Gradio component makes Gradio write a ``.pyi``
     stub beside this module at import time.)
     """
     component = gr.Image(**options)
     preprocess = component.preprocess
+    as_tools = options.get("type") == "numpy" and options.get("image_mode") == "RGB"
 
     def readable(payload):
         try:
-            return preprocess(payload)
+            path = getattr(payload, "path", None)
+            return load_rgb(path) if as_tools and path else preprocess(payload)
         except (UnidentifiedImageError, OSError, ValueError) as err:
             name = getattr(payload, "orig_name", None) or "the upload"
             raise gr.Error(f"cannot read {name} as an image ({type(err).__name__}): upload a PNG, JPEG or WebP",
