@@ -381,6 +381,20 @@ def test_16_bit_png_is_scaled_to_8_bits_as_the_evaluation_pipeline_reads_it(tmp_
     np.testing.assert_array_equal(load_rgb(gradient), rgb)
 
 
+def test_a_float_tiff_is_refused_in_one_line_not_read_as_black(tmp_path, tiny_model, capsys):
+    """A 32-bit float image (0-1, as numpy writes them) has no fixed range: PIL's convert would read it as black."""
+    from groupseg.zeroshot import load_rgb
+
+    Image.fromarray(np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64), "F").save(tmp_path / "depth.tif")
+    with pytest.raises(ValueError, match=r"cannot read image .*depth.tif: the pixels are 32-bit floats"):
+        load_rgb(tmp_path / "depth.tif")
+    groupseg.save_checkpoint(tiny_model, tmp_path / "ckpt")
+    code = load_tool("demo").main([str(tmp_path / "depth.tif"), "--vocab", "cat,dog", "--checkpoint",
+                                   str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--short-side", "32"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("skipped: cannot read image") and "\n" not in err
+
+
 # -- 10. a batch larger than the data -------------------------------------------------------------------------------
 def test_a_global_batch_larger_than_the_dataset_is_refused(shards):
     cfg = training_config(tiny_training(shards))

@@ -54,7 +54,7 @@ def load_rgb(image: ImageLike) -> np.ndarray:
         try:
             with Image.open(image) as opened:
                 image = _eight_bit(ImageOps.exif_transpose(opened)).convert("RGB")
-        except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+        except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError) as err:
             raise ValueError(f"cannot read image {image}: {err}") from err
     if isinstance(image, Image.Image):
         return np.asarray(_eight_bit(image).convert("RGB"))
@@ -74,7 +74,10 @@ def load_rgb(image: ImageLike) -> np.ndarray:
 
 def _eight_bit(image: Image.Image) -> Image.Image:
     """16-bit grayscale (PIL mode 'I;16*', or 'I' holding values above 255) → 8-bit 'L'; PIL's own convert('RGB')
-    would clip them, turning almost every pixel white. Other modes are returned as they are."""
+    would clip them, turning almost every pixel white. Float pixels (mode 'F', e.g. a 32-bit TIFF) are refused: they
+    have no fixed range (0-1 would read as black). Other modes are returned as they are."""
+    if image.mode == "F":
+        raise ValueError("the pixels are 32-bit floats (PIL mode 'F': no fixed range); save it as 8- or 16-bit")
     if not (image.mode.startswith("I;16") or image.mode == "I"):
         return image
     values = np.asarray(image).astype(np.int64)
