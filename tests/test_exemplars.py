@@ -156,6 +156,20 @@ def test_a_voc_mask_with_one_class_and_its_void_border_is_that_class(image, labe
         Exemplar("a", image, soft)
 
 
+def test_a_mask_drawn_on_an_exif_rotated_photo_as_stored_is_refused_with_the_reason(tmp_path, image, labels):
+    """Phones store portrait photos as landscape pixels plus an EXIF orientation; images are read upright, so a mask
+    drawn on the stored pixels is the image's size turned: the error says so, and the upright mask works."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90° clockwise
+    Image.fromarray(image).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    Image.fromarray(labels).save(tmp_path / "stored.png")
+    with pytest.raises(ExemplarError, match=r"is 52×40 but the image is 40×52 \(upright, as its EXIF orientation"):
+        Exemplar("a", tmp_path / "phone.jpg", tmp_path / "stored.png", mask_id=3)._load()
+    Image.fromarray(np.ascontiguousarray(np.rot90(labels, -1))).save(tmp_path / "upright.png")
+    mask = Exemplar("a", tmp_path / "phone.jpg", tmp_path / "upright.png", mask_id=3)._load()[1]
+    assert np.array_equal(mask, np.rot90(labels, -1) == 3)
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
 def test_a_mask_with_alpha_is_unlabelled_where_transparent(tmp_path, image, labels, mode):
     """Editors keep a colour under transparent pixels (often white): the mask is what is shown, not that colour."""

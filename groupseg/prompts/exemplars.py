@@ -131,9 +131,11 @@ class Exemplar:
         labels = read_mask(self.mask, what)
         mask_name = f"mask {self.mask}" if isinstance(self.mask, (str, os.PathLike)) else "the mask"
         if labels.shape != rgb.shape[:2]:
+            turned = labels.shape == rgb.shape[1::-1] and _exif_turned(self.image)
+            hint = " (upright, as its EXIF orientation shows it: draw the mask on the image as shown)" if turned else ""
             raise ExemplarError(
                 f"{what}: {mask_name} is {labels.shape[1]}×{labels.shape[0]} but the image is "
-                f"{rgb.shape[1]}×{rgb.shape[0]}; the mask must have the image's size"
+                f"{rgb.shape[1]}×{rgb.shape[0]}{hint}; the mask must have the image's size"
             )  # fmt: skip
         if labels.dtype == bool:
             if self.mask_id is not None and self.mask_id not in (0, 1):
@@ -157,6 +159,17 @@ class Exemplar:
         if not foreground.any():
             raise ExemplarError(f"{what}: {mask_name} is empty (no foreground pixels)")
         return rgb, np.ascontiguousarray(foreground)
+
+
+def _exif_turned(image: ImageLike) -> bool:
+    """Whether an image file's EXIF orientation swaps its width and height (read upright by :func:`load_rgb`)."""
+    if not isinstance(image, (str, os.PathLike)):
+        return False
+    try:
+        with Image.open(image) as opened:
+            return opened.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except OSError:
+        return False
 
 
 def mask_ids(labels: np.ndarray) -> list[int]:
