@@ -209,6 +209,18 @@ def test_typed_vocabulary_is_never_read_as_a_server_file(tmp_path):
     assert read_vocabulary(["cat", "dog"]) == "cat\ndog\n"
 
 
+def test_a_painted_mask_with_alpha_is_its_opaque_pixels():
+    """RGBA and LA paint layers alike: the region is where paint is (alpha), not where the colour is non-black."""
+    from groupseg.app.handlers import read_mask
+
+    region = np.zeros((6, 8), bool)
+    region[1:4, 2:6] = True
+    alpha = region.astype(np.uint8) * 255
+    white = np.full((6, 8), 255, np.uint8)  # a white brush, white under the transparent pixels too
+    assert np.array_equal(read_mask(np.stack([white, white, white, alpha], -1), (6, 8)), region)
+    assert np.array_equal(read_mask(np.stack([white, alpha], -1), (6, 8)), region)
+
+
 def test_uploads_are_read_as_the_tools_read_them(scene_image, tmp_path):
     """Gradio's own reading turns a 16-bit PNG white (PIL's convert clips it) and gives a GIF's palette indices as a
     gray image; the page's image input reads uploads with the tools' loader instead."""

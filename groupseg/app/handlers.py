@@ -321,8 +321,8 @@ def read_mask(mask: ImageLike | np.ndarray | None, shape: tuple[int, int]) -> np
         except OSError as err:
             raise AppInputError(f"cannot read the exemplar mask: {err}") from err
         array = np.asarray(picture if picture is not None else mask)
-        if array.ndim == 3:  # RGBA paint layer: the opaque pixels; RGB: any non-black pixel
-            array = array[..., 3] if array.shape[2] == 4 else array.max(axis=2)
+        if array.ndim == 3:  # RGBA / LA paint layer: the opaque pixels; RGB: any non-black pixel
+            array = array[..., -1] if array.shape[2] in (2, 4) else array.max(axis=2)
         array = array > 0
     if array.shape != tuple(shape):
         raise AppInputError(f"the exemplar mask is {array.shape[1]}×{array.shape[0]}, its image {shape[1]}×{shape[0]}")
