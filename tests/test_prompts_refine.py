@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from groupseg.prompts import GroupPredictor
-from groupseg.prompts.refine import pamr, refine_maps
+from groupseg.prompts.refine import dilations_for, pamr, refine_maps
 
 
 def direct_pamr_step(image: np.ndarray, maps: np.ndarray, dilations) -> np.ndarray:
@@ -58,11 +58,38 @@ def test_pamr_moves_a_group_edge_onto_the_image_edge():
 
 
 def test_large_images_are_refined_at_the_working_size_and_come_back_at_their_own():
-    image, maps = edge_image_and_late_maps(192, 320, edge=120, late=150)
-    refined = refine_maps(image, maps, max_side=64)
+    image, maps = edge_image_and_late_maps(192, 320, edge=120, late=136)  # a 16-px token late
+    refined = refine_maps(image, maps, token=16, max_side=64)
     assert refined.shape == maps.shape
     columns = (refined[0].argmax(0) == 0).sum(1)
-    assert (columns - 120).abs().max() <= 320 / 64  # within one working pixel of the image's edge (was 30 px off)
+    assert (columns - 120).abs().max() <= 320 / 64  # within one working pixel of the image's edge (was 16 px off)
+
+
+def test_dilations_keep_tcl_s_reach_in_tokens():
+    assert dilations_for(16) == (1, 2, 4, 8, 12, 24)  # TCL's own: 16-px tokens (ViT-B/16 at 448 px)
+    assert dilations_for(2) == (1, 2, 4, 8)  # the synthetic world: 2-px tokens, at most 4 tokens away
+    assert dilations_for(16 * 128 / 448) == (1, 2, 4, 8, 12)  # GroupViT-S at 448 px, refined at 128 px
+    assert dilations_for(0.1) == (1,)
+
+
+def test_refine_maps_refines_with_the_dilations_of_its_tokens():
+    image, maps = edge_image_and_late_maps(24, 24, edge=10, late=13)
+    small_tokens = refine_maps(image, maps, token=2)
+    torch.testing.assert_close(small_tokens, pamr(image, maps, dilations=(1, 2, 4, 8)))
+    assert not torch.allclose(small_tokens, refine_maps(image, maps))  # TCL's pixel dilations: another result
+
+
+@pytest.mark.parametrize("grid, dilations", [((4, 4), (1, 2, 4, 8, 12)), ((8, 8), (1, 2, 4, 8))])
+def test_the_predictor_refines_with_its_token_size(grid, dilations):
+    """Groups over a grid seen at 16 × 16 px: 4 × 4 tokens of 4 px reach 16 px, 8 × 8 tokens of 2 px reach 8."""
+    rng = np.random.default_rng(0)
+    soft = torch.from_numpy(rng.dirichlet(np.ones(3), size=grid[0] * grid[1]).T.astype(np.float32))  # [3, tokens]
+    image = torch.from_numpy(rng.normal(size=(1, 3, 16, 16)).astype(np.float32))
+    predictor = GroupPredictor(None)
+    predictor.set_assignments([soft], grid, input_size=(16, 16))
+    raw = torch.from_numpy(predictor.levels[0].maps)[None]
+    predictor.set_assignments([soft], grid, input_size=(16, 16), image=image)
+    np.testing.assert_allclose(predictor.levels[0].maps, pamr(image, raw, dilations=dilations)[0].numpy(), atol=1e-6)
 
 
 def test_the_predictor_refines_its_soft_maps_unless_told_not_to(sharp_tiny_model):

@@ -148,7 +148,8 @@ class GroupPredictor:
         soft = [s.detach().float().cpu()[None] for s in soft_assignments]
         levels = [group_maps(soft[: k + 1], grid, input_size) for k in range(len(soft))]
         if image is not None:
-            levels = [refine_maps(image.detach().float().cpu(), maps) for maps in levels]
+            token = max(input_size[0] / grid[0], input_size[1] / grid[1])  # px of the maps a token spans
+            levels = [refine_maps(image.detach().float().cpu(), maps, token) for maps in levels]
         levels = [maps[0].contiguous().numpy() for maps in levels]
         self.set_levels(levels, original_size or input_size)
         embeds = None

@@ -7,6 +7,12 @@ similar colour, several times: every pixel's new map is a convex combination of 
 each dilation), weighted by a softmax over their colour affinities ``-|I_p - I_q| / (0.1 σ_p)`` (σ_p: the local
 colour spread), averaged over channels. Memberships stay in [0, 1] and sum to 1. No training, no parameters learned:
 the image guides the groups' edges, the groups still decide what belongs together.
+
+TCL's dilations (1, 2, 4, 8, 12, 24 px) are for 16-px tokens (ViT-B/16 at 448 px), where the largest reaches a token
+and a half. On small tokens the large ones reach across objects (24 px is 12 of the synthetic world's 2-px tokens),
+so :func:`refine_maps` keeps those that reach at most ``PAMR_REACH`` tokens: (1, 2, 4, 8) on the synthetic world,
+(1, 2, 4, 8, 12) for GroupViT-S at 448 px refined at 128 px, all of TCL's at its own setting. The reach was chosen on
+the synthetic world's dev split (docs/prompts.md, "Choosing the dilations").
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ Refine = Literal["pamr", "none"]  # what GroupPredictor(refine=...) does to the 
 REFINES: tuple[str, ...] = get_args(Refine)
 PAMR_ITERATIONS = 10  # TCL's inference setting
 PAMR_DILATIONS = (1, 2, 4, 8, 12, 24)
+PAMR_REACH = 4  # tokens: TCL's dilations reaching further are left out (chosen on the synthetic dev split)
 MAX_SIDE = 128  # refine at most this many pixels along the long side: 4 px per 16 px token at 448, ~1 s on a CPU
 _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
@@ -62,13 +69,21 @@ def pamr(
     return maps
 
 
-def refine_maps(image: torch.Tensor, maps: torch.Tensor, max_side: int = MAX_SIDE) -> torch.Tensor:
-    """:func:`pamr` with TCL's setting at a working size of at most ``max_side`` px (the cost grows with pixels ×
-    groups: GroupViT-S's 72 maps at 448 px took 25 s on a CPU), resized back to the maps' size."""
+def dilations_for(token: float) -> tuple[int, ...]:
+    """TCL's dilations that reach at most ``PAMR_REACH`` tokens of ``token`` px (at least dilation 1)."""
+    return tuple(d for d in PAMR_DILATIONS if d <= PAMR_REACH * token) or (1,)
+
+
+def refine_maps(image: torch.Tensor, maps: torch.Tensor, token: float = 16, max_side: int = MAX_SIDE) -> torch.Tensor:
+    """:func:`pamr` with TCL's setting for tokens of ``token`` px in ``maps``, at a working size of at most
+    ``max_side`` px (the cost grows with pixels × groups: GroupViT-S's 72 maps at 448 px took 25 s on a CPU), resized
+    back to the maps' size."""
     size = tuple(maps.shape[-2:])
-    scale = max_side / max(size)
-    if scale >= 1:
-        return pamr(image, maps)
+    scale = min(1.0, max_side / max(size))
+    dilations = dilations_for(token * scale)
+    if scale == 1:
+        return pamr(image, maps, dilations=dilations)
     small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-    refined = pamr(F.interpolate(image.float(), small, mode="area"), F.interpolate(maps.float(), small, mode="area"))
+    refined = pamr(F.interpolate(image.float(), small, mode="area"), F.interpolate(maps.float(), small, mode="area"),
+                   dilations=dilations)  # fmt: skip
     return F.interpolate(refined, size, mode="bilinear", align_corners=False)
