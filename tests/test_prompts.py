@@ -247,6 +247,39 @@ def test_the_generator_proposes_every_group_and_piece_once_each_labelled(tiny_mo
         assert 0 < r["stability_score"] <= 1 and 0 < r["predicted_iou"] <= 1
 
 
+class Spilled(GroupPredictor):
+    """Two groups on 8×8 px: group 0 is sure of a 4×4 object (0.85) and wins a one-pixel ring around it by a little
+    (0.55): its argmax mask is the object and the ring, its soft map cut at 0.7 the object alone."""
+
+    OBJECT = np.zeros((SIZE, SIZE), bool)
+    OBJECT[2:6, 2:6] = True
+    RING = np.zeros((SIZE, SIZE), bool)
+    RING[1:7, 1:7] = True
+    RING &= ~OBJECT
+
+    def __init__(self):
+        super().__init__(None)
+        self.member = np.where(self.OBJECT, 0.85, np.where(self.RING, 0.55, 0.1))
+
+    def set_image(self, image=None):
+        self.set_levels([np.stack([self.member, 1 - self.member])], (SIZE, SIZE))
+
+
+def test_the_generator_also_proposes_each_group_cut_at_a_few_memberships():
+    blank = np.zeros((SIZE, SIZE, 3), np.uint8)
+    records = GroupMaskGenerator(Spilled()).generate(blank)
+    cut = [r for r in records if np.array_equal(r["segmentation"], Spilled.OBJECT)]
+    assert len(cut) == 1 and cut[0]["unit"] == "group>0.7"  # 0.3 and 0.5 give the argmax mask again, 0.9 nothing
+    member = Spilled().member
+    held = member[Spilled.OBJECT].sum()
+    assert cut[0]["predicted_iou"] == pytest.approx(held / (16 + member.sum() - held))  # soft IoU with the map
+    assert cut[0]["stability_score"] == pytest.approx(1.0)  # the cuts at 0.6 and 0.8 are both the object
+    assert any(np.array_equal(r["segmentation"], Spilled.OBJECT | Spilled.RING) and r["unit"] == "group"
+               for r in records)  # fmt: skip
+    units_only = GroupMaskGenerator(Spilled(), cut_thresholds=()).generate(blank)
+    assert not any(np.array_equal(r["segmentation"], Spilled.OBJECT) for r in units_only)
+
+
 def test_pieces_scored_at_once_score_as_each_alone(sharp_tiny_model):
     predictor = GroupPredictor(sharp_tiny_model)
     predictor.set_image(np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8))
@@ -270,7 +303,7 @@ def test_generator_thresholds_filter_as_sams_do(tiny_model, word_embeds):
 
 
 @pytest.mark.parametrize("option", [dict(pred_iou_thresh=1.5), dict(stability_score_thresh=-0.1),
-                                    dict(min_mask_region_area=-1)])  # fmt: skip
+                                    dict(min_mask_region_area=-1), dict(cut_thresholds=(0.5, 1.0))])  # fmt: skip
 def test_generator_options_out_of_range_are_refused(option):
     with pytest.raises(ValueError, match=next(iter(option))):
         GroupMaskGenerator(GroupPredictor(None), **option)

@@ -6,9 +6,11 @@
     #   "label", "label_score"}, ...]  best first
 
 SAM prompts a grid of points and keeps the good masks; GroupViT has already grouped the image, so its proposals are
-the groups themselves: every group of every grouping stage, and each connected piece of a group that has several.
-They are scored from the soft assignment maps (:mod:`groupseg.prompts.units`: ``predicted_iou`` = soft IoU of the
-mask with the group's soft map, ``stability_score`` = IoU of the masks at margin ±``stability_score_offset``),
+the groups themselves: every group of every grouping stage, each connected piece of a group that has several, and
+each group's soft map cut at a few memberships (``cut_thresholds``: where a group's edge is uncertain, a looser or a
+tighter cut than the argmax often fits the object better, as SAM's several masks per prompt do). They are scored
+from the soft assignment maps (:mod:`groupseg.prompts.units`: ``predicted_iou`` = soft IoU of the mask with the
+group's soft map, ``stability_score`` = IoU of the masks at margin (or membership) ±``stability_score_offset``),
 filtered by SAM's thresholds, cleaned of small holes and islands (``min_mask_region_area``, SAM's rule), and
 de-duplicated by mask NMS (``mask_nms_thresh``) and, if asked, SAM's box NMS (``box_nms_thresh``).
 
@@ -19,7 +21,7 @@ background (a vocabulary starting with "background"), else the class with the hi
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ from .refine import Refine
 from .units import EIGHT_CONNECTED
 
 OUTPUT_MODES = ("binary_mask", "coco_rle")
+CUT_THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
 class GroupMaskGenerator:
@@ -45,6 +48,9 @@ class GroupMaskGenerator:
             :class:`~groupseg.prompts.regions.RegionPredictor`) whose units become the proposals.
         pred_iou_thresh, stability_score_thresh: keep masks scoring at least this (SAM's meaning; 0 keeps all).
         stability_score_offset: how far the cutoff moves for the stability score, in margin units (probabilities).
+        cut_thresholds: also propose each group's soft map cut at these memberships (``maps[g] > t``); ``()``: the
+            groups and their pieces alone. The default was chosen on the synthetic world's dev split
+            (docs/prompts.md).
         mask_nms_thresh: drop a mask whose mask IoU with a better one exceeds this.
         box_nms_thresh: SAM's box NMS on top (1.0: off, the default: nested groups often share a box).
         min_mask_region_area: fill holes and drop islands smaller than this many pixels (0: off).
@@ -61,6 +67,7 @@ class GroupMaskGenerator:
         pred_iou_thresh: float = 0.0,
         stability_score_thresh: float = 0.0,
         stability_score_offset: float = DEFAULT_STABILITY_OFFSET,
+        cut_thresholds: Sequence[float] = CUT_THRESHOLDS,
         mask_nms_thresh: float = 0.7,
         box_nms_thresh: float = 1.0,
         min_mask_region_area: int = 0,
@@ -84,6 +91,8 @@ class GroupMaskGenerator:
             raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
         if stability_score_offset <= 0:
             raise ValueError(f"stability_score_offset must be > 0, got {stability_score_offset}")
+        if any(not 0 < t < 1 for t in cut_thresholds):
+            raise ValueError(f"cut_thresholds are memberships in (0, 1), got {list(cut_thresholds)}")
         if isinstance(model, GroupPredictor):
             self.predictor = model
         else:
@@ -94,6 +103,7 @@ class GroupMaskGenerator:
         self.mask_nms_thresh, self.box_nms_thresh = mask_nms_thresh, box_nms_thresh
         self.min_mask_region_area, self.output_mode = min_mask_region_area, output_mode
         self.max_proposals = max_proposals
+        self.cut_thresholds = tuple(float(t) for t in cut_thresholds)
 
     @torch.no_grad()
     def generate(self, image: ImageLike, vocabulary: VocabularySpec | None = None) -> list[dict[str, Any]]:
@@ -104,7 +114,7 @@ class GroupMaskGenerator:
         rles, shown = [], []  # masks are kept as RLE only: a thousand full-size masks of a large image would not fit
         for proposal in proposals:
             _, _, stage, kind, unit = proposal
-            mask = self.predictor.to_original(self.predictor.levels[stage].units(kind) == unit)
+            mask = self.predictor.to_original(self._mask(stage, kind, unit))
             if self.min_mask_region_area > 0:
                 mask = _remove_small_regions(mask, self.min_mask_region_area)
             if mask.any():  # a unit narrower than an original pixel vanishes when short_side upsamples the image
@@ -135,9 +145,17 @@ class GroupMaskGenerator:
             records.append(record)
         return records
 
+    def _mask(self, stage: int, kind: str, unit: int) -> np.ndarray:
+        """The mask of a proposal at the working size: a unit, or a group's cut (kind ``"group>T"``)."""
+        level = self.predictor.levels[stage]
+        if kind.startswith("group>"):
+            return level.maps[unit] > float(kind[len("group>"):])
+        return level.units(kind) == unit
+
     def _proposals(self) -> list[tuple[float, float, int, str, int]]:
-        """``(predicted_iou, stability_score, stage, unit kind, unit id)`` of every group of every stage and every
-        piece of a group with several, filtered by the thresholds, best first, at most ``max_proposals``."""
+        """``(predicted_iou, stability_score, stage, kind, unit id)`` of every group of every stage, every piece of a
+        group with several and every non-empty cut of a group, filtered by the thresholds, best first, at most
+        ``max_proposals``."""
         proposals = []
         for stage, level in enumerate(self.predictor.levels):
             for group in np.unique(level.labels).tolist():
@@ -148,6 +166,11 @@ class GroupMaskGenerator:
                     ids, ious, stabilities = level.piece_scores(group, self.stability_score_offset)
                     proposals += [(float(i), float(s), stage, "piece", int(p))
                                   for p, i, s in zip(ids, ious, stabilities)]  # fmt: skip
+            for threshold in self.cut_thresholds:
+                shown, ious, stabilities = level.cut_scores(threshold, self.stability_score_offset)
+                proposals += [(float(ious[g]), float(stabilities[g]), stage, f"group>{threshold:g}", g)
+                              for g in np.nonzero(shown)[0].tolist()
+                              if not np.array_equal(level.maps[g] > threshold, level.labels == g)]  # fmt: skip
         proposals = [p for p in proposals if p[0] >= self.pred_iou_thresh and p[1] >= self.stability_score_thresh]
         proposals.sort(key=lambda p: -p[0])
         return proposals[: self.max_proposals]

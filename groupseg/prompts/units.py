@@ -95,6 +95,18 @@ class Level:
         stability = high / max(int((support & (low | mask)).sum()), 1)
         return predicted_iou, stability
 
+    def cut_scores(self, threshold: float, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group, its soft map cut at ``threshold`` (``maps[g] > threshold``): ``(non-empty, predicted_iou,
+        stability_score)``, the soft IoU of the cut with the map and the IoU of the cuts at ``threshold ± offset``,
+        as a group's own scores are."""
+        cuts = self.maps > threshold
+        size = cuts.sum(axis=(1, 2))
+        held = (self.maps * cuts).sum(axis=(1, 2))
+        predicted_iou = held / np.maximum(size + self.maps.sum(axis=(1, 2)) - held, 1e-12)
+        high = (self.maps > threshold + offset).sum(axis=(1, 2))
+        low = (self.maps > threshold - offset).sum(axis=(1, 2))
+        return size > 0, predicted_iou, high / np.maximum(low, 1)
+
     def piece_scores(self, group: int, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(piece ids, predicted_iou, stability_score)`` of every piece of ``group`` at once: ``score`` for each
         piece, with one labelling of the low-threshold mask instead of one per piece."""
