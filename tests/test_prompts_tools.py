@@ -91,6 +91,11 @@ def test_segment_everything_writes_coco_results_and_labelled_overlays(world, che
                                                  str(tmp_path / "same")]) == 0  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "same").iterdir()) == [f"{images[0].stem}_2_masks.png",
                                                                       f"{images[0].stem}_masks.png"]  # was one
+    units = tmp_path / "units.json"  # --cut-thresholds with no value: the groups and their pieces alone
+    assert load_tool("segment_everything").main([*map(str, images), "--checkpoint", str(checkpoint), "--out",
+                                                 str(units), "--cut-thresholds"]) == 0  # fmt: skip
+    assert {r["unit"] for r in json.loads(units.read_text())} <= {"group", "piece"}
+    assert any(r["unit"].startswith("group>") for r in results)  # the default: cuts of the soft maps too
 
 
 def test_segment_everything_takes_ids_from_a_coco_set_so_cocoeval_scores_its_results(world, checkpoint, tmp_path):
@@ -242,6 +247,8 @@ def test_eval_prompts_reads_coco_sets_as_they_come(checkpoint, tmp_path, capsys)
         ("segment_everything", ["{img}", "--checkpoint", "{tmp}/nope", "--out", "{tmp}/r.json"], "error: "),
         ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{img}"], "is one of the input images"),
         ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--vocab", "", "--out", "{tmp}/r.json"], "error: "),
+        ("segment_everything", ["{img}", "--checkpoint", "{ckpt}", "--out", "{tmp}/r.json", "--cut-thresholds", "1"],
+         "cut_thresholds are memberships in (0, 1), got [1.0]"),
         ("eval_prompts", ["--images", "{tmp}", "--instances", "{world}/instances.json", "--baseline", "slic"],
          "are not in"),
         ("eval_prompts", ["--images", "{world}/JPEGImages", "--instances", "{tmp}/none.json", "--baseline", "slic"],

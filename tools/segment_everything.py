@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stability-score-thresh", type=float, default=0.0)
     parser.add_argument("--min-mask-region-area", type=int, default=0)
     parser.add_argument("--mask-nms-thresh", type=float, default=0.7)
+    parser.add_argument("--cut-thresholds", type=float, nargs="*", default=[0.3, 0.5, 0.7, 0.9],
+                        help="also propose each group's soft map cut at these memberships (default 0.3 0.5 0.7 0.9; "
+                             "none given: the groups and their pieces alone)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, output_mode="coco_rle", short_side=args.short_side, bg_thresh=args.bg_thresh,
             bg_score=args.bg_score, refine=args.refine, pred_iou_thresh=args.pred_iou_thresh,
             stability_score_thresh=args.stability_score_thresh, min_mask_region_area=args.min_mask_region_area,
-            mask_nms_thresh=args.mask_nms_thresh,
+            mask_nms_thresh=args.mask_nms_thresh, cut_thresholds=args.cut_thresholds,
         )  # fmt: skip
     except (CheckpointError, VocabularyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
