@@ -167,10 +167,9 @@ class GroupMaskGenerator:
                     proposals += [(float(i), float(s), stage, "piece", int(p))
                                   for p, i, s in zip(ids, ious, stabilities)]  # fmt: skip
             for threshold in self.cut_thresholds:
-                shown, ious, stabilities = level.cut_scores(threshold, self.stability_score_offset)
-                proposals += [(float(ious[g]), float(stabilities[g]), stage, f"group>{threshold:g}", g)
-                              for g in np.nonzero(shown)[0].tolist()
-                              if not np.array_equal(level.maps[g] > threshold, level.labels == g)]  # fmt: skip
+                groups, ious, stabilities = level.cut_scores(threshold, self.stability_score_offset)
+                proposals += [(float(i), float(s), stage, f"group>{threshold:g}", int(g))
+                              for g, i, s in zip(groups, ious, stabilities)]  # fmt: skip
         proposals = [p for p in proposals if p[0] >= self.pred_iou_thresh and p[1] >= self.stability_score_thresh]
         proposals.sort(key=lambda p: -p[0])
         return proposals[: self.max_proposals]

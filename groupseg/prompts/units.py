@@ -96,16 +96,18 @@ class Level:
         return predicted_iou, stability
 
     def cut_scores(self, threshold: float, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per group, its soft map cut at ``threshold`` (``maps[g] > threshold``): ``(non-empty, predicted_iou,
-        stability_score)``, the soft IoU of the cut with the map and the IoU of the cuts at ``threshold ± offset``,
-        as a group's own scores are."""
+        """The groups whose soft map cut at ``threshold`` (``maps[g] > threshold``) is neither empty nor their argmax
+        mask, and the cuts' ``predicted_iou`` (soft IoU with the map) and ``stability_score`` (IoU of the cuts at
+        ``threshold ± offset``), as a group's own scores are: ``(groups, predicted_iou, stability_score)``."""
         cuts = self.maps > threshold
         size = cuts.sum(axis=(1, 2))
         held = (self.maps * cuts).sum(axis=(1, 2))
         predicted_iou = held / np.maximum(size + self.maps.sum(axis=(1, 2)) - held, 1e-12)
         high = (self.maps > threshold + offset).sum(axis=(1, 2))
         low = (self.maps > threshold - offset).sum(axis=(1, 2))
-        return size > 0, predicted_iou, high / np.maximum(low, 1)
+        argmax = self.labels[None] == np.arange(len(self.maps))[:, None, None]
+        groups = np.nonzero((size > 0) & (cuts != argmax).any(axis=(1, 2)))[0]
+        return groups, predicted_iou[groups], (high / np.maximum(low, 1))[groups]
 
     def piece_scores(self, group: int, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(piece ids, predicted_iou, stability_score)`` of every piece of ``group`` at once: ``score`` for each
