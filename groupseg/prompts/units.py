@@ -99,15 +99,18 @@ class Level:
         """The groups whose soft map cut at ``threshold`` (``maps[g] > threshold``) is neither empty nor their argmax
         mask, and the cuts' ``predicted_iou`` (soft IoU with the map) and ``stability_score`` (IoU of the cuts at
         ``threshold ± offset``), as a group's own scores are: ``(groups, predicted_iou, stability_score)``."""
-        cuts = self.maps > threshold
-        size = cuts.sum(axis=(1, 2))
-        held = (self.maps * cuts).sum(axis=(1, 2))
-        predicted_iou = held / np.maximum(size + self.maps.sum(axis=(1, 2)) - held, 1e-12)
-        high = (self.maps > threshold + offset).sum(axis=(1, 2))
-        low = (self.maps > threshold - offset).sum(axis=(1, 2))
-        argmax = self.labels[None] == np.arange(len(self.maps))[:, None, None]
-        groups = np.nonzero((size > 0) & (cuts != argmax).any(axis=(1, 2)))[0]
-        return groups, predicted_iou[groups], (high / np.maximum(low, 1))[groups]
+        groups, ious, stabilities = [], [], []
+        for group, membership in enumerate(self.maps):  # a group at a time: no [G, h, w] temporaries
+            cut = membership > threshold
+            size = int(cut.sum())
+            if size == 0 or np.array_equal(cut, self.labels == group):
+                continue
+            held = float(membership[cut].sum())
+            high, low = int((membership > threshold + offset).sum()), int((membership > threshold - offset).sum())
+            groups.append(group)
+            ious.append(held / (size + float(membership.sum()) - held))
+            stabilities.append(high / max(low, 1))
+        return np.asarray(groups, np.int64), np.asarray(ious), np.asarray(stabilities)
 
     def piece_scores(self, group: int, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(piece ids, predicted_iou, stability_score)`` of every piece of ``group`` at once: ``score`` for each
