@@ -403,6 +403,26 @@ def test_a_global_batch_larger_than_the_dataset_is_refused(shards):
         schedule(cfg, world_size=1)
 
 
+
+def test_shards_without_a_usable_sample_are_named_not_blamed_on_the_batch_size(tmp_path):
+    from helpers_shards import image_bytes, write_shard
+
+    write_shard(tmp_path / "00000.tar", [{"key": "k0", "jpg": image_bytes(0), "json": {"caption": "in json only"}}])
+    with pytest.raises(ConfigError, match="holds no sample with both an image .* and a caption"):
+        schedule(training_config(tiny_training(str(tmp_path / "00000.tar"))), world_size=1)
+
+
+def test_training_on_shards_whose_images_never_decode_stops_in_one_line_not_an_endless_loop(tmp_path, capsys):
+    """Every batch is dropped, so every epoch is empty: the loop used to go on to the next epoch forever."""
+    from helpers_shards import caption, image_bytes, write_shard
+
+    broken = [{"key": f"k{i}", "jpg": image_bytes(i)[:150], "txt": caption(i)} for i in range(8)]
+    write_shard(tmp_path / "00000.tar", broken)
+    cfg = tiny_training(str(tmp_path / "00000.tar"))
+    cfg["data"]["batch_size"] = 4
+    with pytest.raises(ValueError, match="epoch 0 of data.train yielded no batch: no image of its samples decodes"):
+        train(training_config(cfg), tmp_path / "run")
+
 # -- 11. diverged weights are never a "good" checkpoint ---------------------------------------------------------------
 def test_diverged_weights_are_not_checkpointed_and_the_named_good_checkpoint_predates_the_failure(tmp_path, shards,
                                                                                                   capsys):  # fmt: skip

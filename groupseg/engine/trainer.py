@@ -87,6 +87,11 @@ def schedule(cfg: TrainingConfig, world_size: int) -> dict[str, Any]:
         from ..data.pairs import count_samples
 
         samples = count_samples(cfg.data.train)
+    if samples == 0:
+        raise ConfigError(
+            "data.train holds no sample with both an image (.jpg/.jpeg/.png/.webp) and a caption (.txt/.text) "
+            "member: check the shards' contents and format (plain .tar; data/README.md, 'Training data')"
+        )
     if samples < global_batch:
         raise ConfigError(
             f"the global batch ({cfg.data.batch_size} x {world_size} rank(s) = {global_batch}) is larger than the "
@@ -250,7 +255,9 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
                                   plan["steps_per_epoch"])  # fmt: skip
             with torch.random.fork_rng(devices=[]):  # DataLoader draws a seed from the global RNG: keep it out
                 batches = iter(loader)
+            fresh_epoch, got_batch = state["batch_in_epoch"] == 0, False
             for batch in batches:
+                got_batch = True
                 for reason, n in batch.get("skipped", {}).items():
                     state["skipped"][reason] = state["skipped"].get(reason, 0) + n
                 lr = lr_at(state["step"], **{k: plan[k] for k in ("base_lr", "total_steps", "warmup_steps",
@@ -287,6 +294,12 @@ def train(cfg: TrainingConfig | Any, work_dir: str | Path, resume: str | None = 
                 if last:
                     break
             else:  # the epoch's data ran out
+                if fresh_epoch and not got_batch:  # every epoch would be empty too: never a silent endless loop
+                    raise ValueError(
+                        f"epoch {state['epoch']} of data.train yielded no batch: no image of its samples decodes "
+                        "(PIL cannot read them; see the warnings above); check the shards as data/README.md "
+                        "('Training data') shows"
+                    )
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
                 continue
