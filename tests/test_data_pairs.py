@@ -281,3 +281,75 @@ def test_png_images_and_text_captions(tmp_path):
     (batch,) = load(str(tmp_path / "00000.tar"), batch_size=4)
     assert sorted(batch["keys"]) == [s["key"] for s in samples] and batch["skipped"] == {}
     assert sorted(batch["captions"]) == sorted(s["text"] for s in samples)
+
+
+def _pixels(batch, key):
+    """The batch image of ``key`` back in 0-255 (ImageNet mean/std undone), [H, W, 3]."""
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    image = batch["images"][batch["keys"].index(key)]
+    return ((image.permute(1, 2, 0) * std + mean) * 255).numpy()
+
+
+def test_16_bit_alpha_and_exif_orientation_are_read_as_a_viewer_shows_them(tmp_path):
+    """PIL's convert('RGB') clips 16-bit gray to white, drops alpha (showing what transparent pixels store) and
+    ignores EXIF orientation; training reads them as evaluation's load_rgb and img2dataset do."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from helpers_shards import write_shard
+
+    def encode(image, fmt, **kw):
+        buf = io.BytesIO()
+        image.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    gradient = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    hidden_red = Image.new("RGBA", (32, 32), (255, 0, 0, 0))  # fully transparent
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :32, 0], stored[:, 32:, 2] = 255, 255  # left red, right blue; orientation 6: top red, bottom blue
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    samples = [
+        {"key": "gray16", "png": encode(Image.fromarray(gradient), "PNG"), "txt": "a gray gradient"},
+        {"key": "alpha", "png": encode(hidden_red, "PNG"), "txt": "a transparent logo"},
+        {"key": "turned", "jpg": encode(Image.fromarray(stored), "JPEG", quality=95, exif=exif.tobytes()),
+         "txt": "a phone photo"},
+    ]  # fmt: skip
+    write_shard(tmp_path / "00000.tar", samples)
+    augment = dict(base="light", scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0)  # the (central) square, unscaled
+    (batch,) = load(str(tmp_path / "00000.tar"), batch_size=3, k=0, augment=augment)
+    assert batch["skipped"] == {}
+    gray = _pixels(batch, "gray16")
+    np.testing.assert_allclose(gray[..., 0], gradient >> 8, atol=1)  # not clipped to white
+    np.testing.assert_allclose(_pixels(batch, "alpha"), 255, atol=1)  # on white, not the stored red
+    turned = _pixels(batch, "turned")
+    np.testing.assert_allclose(turned[2, 2], [255, 0, 0], atol=40)  # top red
+    np.testing.assert_allclose(turned[29, 2], [0, 0, 255], atol=40)  # bottom blue
+
+
+def test_dotted_keys_and_a_byte_order_mark_give_the_right_samples_and_captions(tmp_path):
+    """Keys made from file names keep their dots ("a.b.c.jpg" is key "a.b.c", as other tools write them; the
+    first-dot rule merged such samples into one key "a" and skipped it); a UTF-8 BOM is not part of the caption."""
+    from helpers_shards import image_bytes, write_shard
+
+    samples = [{"key": "photo.2021.a", "jpg": image_bytes(0), "txt": "\ufeffa dog on a beach"},
+               {"key": "photo.2021.b", "jpg": image_bytes(1), "txt": "a cat on a mat", "json": {"k": 1}},
+               {"key": "000000002", "jpg": image_bytes(2), "txt": "a bird in a tree"}]  # fmt: skip
+    write_shard(tmp_path / "00000.tar", samples)
+    (batch,) = load(str(tmp_path / "00000.tar"), batch_size=3)
+    assert batch["skipped"] == {}
+    assert dict(zip(batch["keys"], batch["captions"])) == {
+        "photo.2021.a": "a dog on a beach", "photo.2021.b": "a cat on a mat", "000000002": "a bird in a tree"}
+    assert count_samples(str(tmp_path / "00000.tar")) == 3
+
+
+def test_shard_lists_that_would_mislead_are_refused_in_one_line(data):
+    shard = str(data["a"][0])
+    with pytest.raises(ValueError, match="listed more than once"):
+        resolve_shards([pattern(data["a"]), shard])  # overlapping: shard 0 would be read twice an epoch
+    with pytest.raises(ValueError, match=r"is a folder; name its .tar files with a brace pattern"):
+        resolve_shards(str(data["a"][0].parent))
+    with pytest.raises(FileNotFoundError, match="wildcards are not"):
+        resolve_shards(str(data["a"][0].parent / "*.tar"))

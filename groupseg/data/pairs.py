@@ -51,17 +51,19 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.shardlists import expand_urls
 
 from ..tokenizer import tokenize
+from ..zeroshot.single_image import _eight_bit
 from .prompts import make_prompts
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 CAPTION_EXTS = ("txt", "text")
+_READ_EXTS = frozenset((*IMAGE_EXTS, *CAPTION_EXTS, "json"))
 SKIP_REASONS = (
     "missing_image",  # a key with a caption but no image member
     "missing_caption",  # an image with no .txt/.text member
@@ -195,11 +197,28 @@ def resolve_shards(shards: str | Sequence[str | Mapping[str, Any]]) -> list[Shar
     remote = [p for p in every if "://" in p or p.startswith("pipe:")]
     if remote:
         raise ValueError(f"only local shard files are supported (the loader seeks inside them); got {remote[0]!r}")
+    folders = [p for p in every if os.path.isdir(p)]
+    if folders:
+        raise ValueError(
+            f"training shard {folders[0]!r} is a folder; name its .tar files with a brace pattern, e.g. "
+            f"'{os.path.join(folders[0], '{00000..00099}.tar')}' (data/README.md, 'Training data')"
+        )
+    seen: set[str] = set()
+    for p in every:
+        real = os.path.realpath(p)
+        if real in seen:
+            raise ValueError(
+                f"training shard {p!r} is listed more than once (overlapping patterns?), so its samples would be "
+                "read twice per epoch; list each shard once (to weight a dataset: dict(shards=..., weight=w))"
+            )
+        seen.add(real)
     missing = [p for p in every if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(every)} training shards do not exist, e.g. {missing[:3]}; check the pattern "
-            "and see data/README.md ('Training data') for the expected layout"
+            + ("(brace ranges such as {00000..00099} are expanded, '*' and '?' wildcards are not) "
+               if any(c in p for p in missing for c in "*?[") else "")
+            + "and see data/README.md ('Training data') for the expected layout"
         )
     if all(w is None for _, w in entries):
         return [ShardSource(tuple(every))]
@@ -274,11 +293,15 @@ def _checksum_ok(header: bytes) -> bool:
 
 def _groups(f) -> Iterator[tuple[str, dict[str, tuple[int, int]]]]:
     """(key, {extension: (offset, size)}) for runs of consecutive members sharing a key (webdataset's convention:
-    the key is the path up to the first dot of the file name)."""
+    the key is the path up to the first dot of the file name, except that a name ending in one of the extensions
+    read here keeps its other dots in the key: ``a.b.c.jpg`` is key ``a.b.c``, not ``a`` with extension ``b.c.jpg``)."""
     key, members = None, {}
     for name, offset, size in _tar_members(f):
         folder, base = os.path.split(name)
         dot = base.find(".")
+        last = base.rfind(".")
+        if last > dot > 0 and base[last + 1 :].lower() in _READ_EXTS:
+            dot = last
         if dot <= 0:
             continue
         k, ext = os.path.join(folder, base[:dot]), base[dot + 1 :].lower()
@@ -303,7 +326,7 @@ def _classify(f, path: str, name: str, key: str, members: dict, pass_: int) -> _
     if len(raw) < text[1]:
         raise tarfile.ReadError("unexpected end of data")
     try:
-        caption = raw.decode("utf-8")
+        caption = raw.decode("utf-8-sig")  # a leading byte-order mark (Windows editors write one) is not text
     except UnicodeDecodeError:
         return "non_text_caption"
     if "\x00" in caption:
@@ -596,8 +619,7 @@ class PairStream(IterableDataset):
     def _sample(self, rec: _Record, reader: _ByteReader, extra: int = 0) -> tuple[torch.Tensor, torch.Tensor] | None:
         try:
             data = reader.read(rec.path, rec.offset, rec.size)
-            with Image.open(io.BytesIO(data)) as im:
-                image = im.convert("RGB")
+            image = _decode_rgb(data)
         except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) on bad bytes
             log.debug("undecodable image %s in %s: %s", rec.key, rec.path, err)
             return None
@@ -610,6 +632,21 @@ class PairStream(IterableDataset):
             nouns = self.noun_extractor(rec.caption)
             texts += make_prompts(rec.caption, nouns, self.num_prompts, np.random.default_rng(int(text_seed)))
         return pixels, tokenize(texts, self.context_length)
+
+
+def _decode_rgb(data: bytes) -> Image.Image:
+    """Image bytes -> RGB as a viewer shows them: EXIF orientation applied (as ``load_rgb`` does at evaluation),
+    16-bit grayscale scaled to 8 bits (``convert`` clips it to white), transparency composited on white (as
+    img2dataset does; dropping alpha would show whatever colour transparent pixels happen to store)."""
+    with Image.open(io.BytesIO(data)) as im:
+        image = im
+        if im.getexif().get(0x0112, 1) != 1:
+            image = ImageOps.exif_transpose(im)
+        image = _eight_bit(image)
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        return image.convert("RGB")
 
 
 def build_pair_loader(
