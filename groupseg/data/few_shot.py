@@ -34,7 +34,7 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..zeroshot.single_image import _eight_bit
+from .images import eight_bit
 
 
 class FewShotDatasetError(FileNotFoundError):
@@ -51,7 +51,7 @@ def _read_rgb(path: Path) -> np.ndarray:
     them (HSNet reads them so too); a rotated image would no longer fit its mask."""
     try:
         with Image.open(path) as opened:
-            return np.asarray(_eight_bit(opened).convert("RGB"))
+            return np.asarray(eight_bit(opened).convert("RGB"))
     except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
 

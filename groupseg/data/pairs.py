@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.shardlists import expand_urls
 
 from ..tokenizer import tokenize
-from ..zeroshot.single_image import _eight_bit
+from .images import eight_bit
 from .prompts import make_prompts
 
 log = logging.getLogger(__name__)
@@ -642,7 +642,7 @@ def _decode_rgb(data: bytes) -> Image.Image:
         image = im
         if im.getexif().get(0x0112, 1) != 1:
             image = ImageOps.exif_transpose(im)
-        image = _eight_bit(image)
+        image = eight_bit(image)
         if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
             rgba = image.convert("RGBA")
             return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")

@@ -20,6 +20,7 @@ from mmseg.datasets.transforms import LoadImageFromNDArray, PackSegInputs
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..data.images import eight_bit
 from ..models import GroupViT
 from .head import BgScore, check_bg_thresh
 from .mmseg_model import GroupViTSegmentor
@@ -53,11 +54,11 @@ def load_rgb(image: ImageLike) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as opened:
-                image = _eight_bit(ImageOps.exif_transpose(opened)).convert("RGB")
+                image = eight_bit(ImageOps.exif_transpose(opened)).convert("RGB")
         except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError) as err:
             raise ValueError(f"cannot read image {image}: {err}") from err
     if isinstance(image, Image.Image):
-        return np.asarray(_eight_bit(image).convert("RGB"))
+        return np.asarray(eight_bit(image).convert("RGB"))
     array = np.asarray(image)
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
@@ -70,20 +71,6 @@ def load_rgb(image: ImageLike) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) == 0:
         raise ValueError(f"expected an H×W, H×W×3 or H×W×4 image; got shape {array.shape}")
     return np.ascontiguousarray(array[..., :3])
-
-
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """16-bit grayscale (PIL mode 'I;16*', or 'I' holding values above 255) → 8-bit 'L'; PIL's own convert('RGB')
-    would clip them, turning almost every pixel white. Float pixels (mode 'F', e.g. a 32-bit TIFF) are refused: they
-    have no fixed range (0-1 would read as black). Other modes are returned as they are."""
-    if image.mode == "F":
-        raise ValueError("the pixels are 32-bit floats (PIL mode 'F': no fixed range); save it as 8- or 16-bit")
-    if not (image.mode.startswith("I;16") or image.mode == "I"):
-        return image
-    values = np.asarray(image).astype(np.int64)
-    if image.mode == "I" and values.max(initial=0) <= 255:
-        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
-    return Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), "L")
 
 
 class ZeroShotSegmenter:
