@@ -276,6 +276,8 @@ def test_the_generator_also_proposes_each_group_cut_at_a_few_memberships():
     assert cut[0]["stability_score"] == pytest.approx(1.0)  # the cuts at 0.6 and 0.8 are both the object
     assert any(np.array_equal(r["segmentation"], Spilled.OBJECT | Spilled.RING) and r["unit"] == "group"
                for r in records)  # fmt: skip
+    near = GroupMaskGenerator(Spilled(), cut_thresholds=(0.8499999,)).generate(blank)  # cut where it was scored
+    assert any(np.array_equal(r["segmentation"], Spilled.OBJECT) for r in near)  # (6 digits: 0.85, an empty cut)
     units_only = GroupMaskGenerator(Spilled(), cut_thresholds=()).generate(blank)
     assert not any(np.array_equal(r["segmentation"], Spilled.OBJECT) for r in units_only)
 

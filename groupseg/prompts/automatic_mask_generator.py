@@ -168,7 +168,7 @@ class GroupMaskGenerator:
                                   for p, i, s in zip(ids, ious, stabilities)]  # fmt: skip
             for threshold in self.cut_thresholds:
                 groups, ious, stabilities = level.cut_scores(threshold, self.stability_score_offset)
-                proposals += [(float(i), float(s), stage, f"group>{threshold:g}", int(g))
+                proposals += [(float(i), float(s), stage, f"group>{threshold!r}", int(g))  # repr: read back exactly
                               for g, i, s in zip(groups, ious, stabilities)]  # fmt: skip
         proposals = [p for p in proposals if p[0] >= self.pred_iou_thresh and p[1] >= self.stability_score_thresh]
         proposals.sort(key=lambda p: -p[0])
