@@ -345,19 +345,27 @@ def colour_scores(data, shots, episodes, seed=0, queries=None):
 
 def test_eval_fewshot_pascal5i_reads_voc2012_val_and_scores_the_fold_s_classes(tmp_path, capsys):
     """PASCAL-5i fold 1 (bus, car, cat, chair, cow) from VOC's own SegmentationClass and val.txt: the training images
-    beside them (here the only cows) are not read, 255 is not scored, other folds' classes are not evaluated."""
+    beside them (here the only cows) are not read, 255 is not scored, other folds' classes are not evaluated, and an
+    image holds a class only where the class covers --min-area pixels (PFENet's rule; a second chair is too small)."""
     from mmengine.config import Config
 
     voc = tmp_path / "VOCdevkit" / "VOC2012"
     val = {"2007_000001": 6, "2007_000002": 6, "2007_000003": 6, "2007_000004": 7, "2007_000005": 7,
            "2007_000006": 7, "2007_000007": 8, "2007_000008": 8, "2007_000009": 9, "2007_000010": 1,
-           "2007_000011": 1}  # fmt: skip
+           "2007_000011": 1, "2007_000012": 9}  # fmt: skip
     make_voc2012(voc, {**val, "2008_000001": 10, "2008_000002": 10, "2008_000003": 10}, val=list(val))
+    small = Image.open(voc / "SegmentationClass" / "2007_000012.png")
+    labels = np.asarray(small).copy()
+    labels[labels == 9] = 0
+    labels[10:20, 10:19] = 9  # 90 pixels of chair, under --min-area 200 (the others: 14 x 18 = 252)
+    smaller = Image.fromarray(labels, "P")
+    smaller.putpalette(small.getpalette())  # a P image saved without its palette is renumbered
+    smaller.save(voc / "SegmentationClass" / "2007_000012.png")
     tool = load_tool("eval_fewshot")
     names = Config.fromfile(tool.VOC_CONFIG).class_names
     assert names[6:11] == ["bus", "car", "cat", "chair", "cow"]
     args = ["pascal5i", str(voc), "--fold", "1", "--method", "colour", "--shots", "1", "2", "--episodes", "40",
-            "--json", str(tmp_path / "s.json")]  # fmt: skip
+            "--min-area", "200", "--json", str(tmp_path / "s.json")]  # fmt: skip
     assert tool.main(args) == 0
     scores = json.loads((tmp_path / "s.json").read_text())
     assert scores["dataset"] == "pascal5i" and scores["fold"] == 1
@@ -368,7 +376,13 @@ def test_eval_fewshot_pascal5i_reads_voc2012_val_and_scores_the_fold_s_classes(t
     assert "PASCAL-5i fold 1 (bus, car, cat, chair, cow)" in err and "1-shot leaves out 2 class(es)" in err
     assert err.splitlines()[1].endswith("besides the query: chair, cow")  # no cow in val: the training cows unread
     assert out.startswith("pascal5i fold 1 few-shot foreground IoU (colour)")
-    data = VOCLayout(voc, names, "SegmentationClass", fold=1, image_list=voc / "ImageSets/Segmentation/val.txt")
+    val_list = voc / "ImageSets/Segmentation/val.txt"
+    data = VOCLayout(voc, names, "SegmentationClass", fold=1, image_list=val_list, min_area=200)
+    assert data.items()[9] == ["2007_000009"]
+    assert VOCLayout(voc, names, "SegmentationClass", fold=1, image_list=val_list).items()[9] == ["2007_000009",
+                                                                                               "2007_000012"]
+    assert tool.main([*args[:-4], "--json", str(tmp_path / "s.json")]) == 2  # PFENet's 2048: no image holds a class
+    assert "holds no image of fold 1's classes" in capsys.readouterr().err
     for shots in (1, 2):
         want = colour_scores(data, shots, 40, queries=data.listed)
         assert scores[f"{shots}-shot"]["mIoU"] == pytest.approx(want.mean_iou())

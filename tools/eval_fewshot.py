@@ -15,8 +15,9 @@ every class once (synthetic: queries from ``val/``, supports from ``support/``);
 (default 1000; HSNet's order), supports from ``--seed``. PASCAL-5i: VOC2012's 20 classes, fold i = labels
 5i+1..5i+5; queries and supports from VOC2012 val (``ImageSets/Segmentation/val.txt``, or HSNet's
 ``data/splits/pascal/val/fold<i>.txt`` with ``--split-file``); masks from ``SegmentationClassAug`` if the folder has
-it, else ``SegmentationClass``; 255 is not scored. Protocol and readers: groupseg/metrics/few_shot.py,
-groupseg/data/few_shot.py.
+it, else ``SegmentationClass``; 255 is not scored. Without HSNet's lists, an image holds a class where the class
+covers ``--min-area`` pixels (PFENet's 2·32·32, COCO-20i and PASCAL-5i alike). Protocol and readers:
+groupseg/metrics/few_shot.py, groupseg/data/few_shot.py.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
 import groupseg  # noqa: E402,F401  (first: applies the compat shims)
+from groupseg.data.few_shot import PFENET_MIN_AREA  # noqa: E402
 from groupseg.synthetic.world import EVAL_VOCABULARIES  # noqa: E402
 
 DEFAULT_BG_THRESH = 0.5  # cosine; chosen on the synthetic world's dev split (docs/exemplars.md)
@@ -54,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "2·32·32 pixels); PASCAL-5i: HSNet's data/splits/pascal/val/fold<i>.txt (NAME__LABEL lines) "
                         "or a VOC image list (default ROOT/ImageSets/Segmentation/val.txt)")  # fmt: skip
     parser.add_argument("--fold", type=int, help="COCO-20i / PASCAL-5i fold 0-3 (default 0)")
+    parser.add_argument("--min-area", type=int, metavar="PIXELS",
+                        help="COCO-20i / PASCAL-5i: an image holds a class when the class covers this many "
+                             f"pixels (default {PFENET_MIN_AREA}, PFENet's 2·32·32; not applied to the pairs an HSNet "
+                             "list names)")  # fmt: skip
     parser.add_argument("--bg-thresh", type=float,
                         help=f"background below this cosine similarity (default {DEFAULT_BG_THRESH})")  # fmt: skip
     parser.add_argument("--short-side", type=int,
@@ -66,12 +72,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 (args.split_file, args.dataset in ("fss1000", *FOLD_LAYOUTS),
                                  "--split-file: the fss1000, coco20i and pascal5i layouts"),
                                 (args.fold, args.dataset in FOLD_LAYOUTS, "--fold: the coco20i and pascal5i layouts"),
+                                (args.min_area, args.dataset == "pascal5i" or (args.dataset == "coco20i"
+                                                                               and args.split_file is None),
+                                 "--min-area: pascal5i, and coco20i without --split-file,"),
                                 (args.checkpoint, args.method == "exemplar", "--checkpoint: --method exemplar"),
                                 (args.bg_thresh, args.method == "exemplar", "--bg-thresh: --method exemplar"),
                                 (args.short_side, args.method == "exemplar", "--short-side: --method exemplar")):
         if option is not None and not applies:  # an option that would be ignored
             parser.error(f"{to.replace(':', ' applies to')} only")
-    defaults = dict(labels="shapes", fold=0, bg_thresh=DEFAULT_BG_THRESH)
+    if args.min_area is not None and args.min_area < 0:
+        parser.error(f"--min-area must be >= 0, got {args.min_area}")
+    defaults = dict(labels="shapes", fold=0, bg_thresh=DEFAULT_BG_THRESH, min_area=PFENET_MIN_AREA)
     return argparse.Namespace(**{**vars(args), **{k: v for k, v in defaults.items() if getattr(args, k) is None}})
 
 
@@ -88,15 +99,16 @@ def datasets(args: argparse.Namespace):
         data = FSS1000(args.root, args.split_file)
         return data, data, None
     if args.dataset == "pascal5i":
-        data = pascal5i(args.root, args.fold, args.split_file)
+        data = pascal5i(args.root, args.fold, args.split_file, args.min_area)
         return data, data, 1000
-    data = COCO20i(args.root, args.fold, split_file=args.split_file)
+    data = COCO20i(args.root, args.fold, min_area=args.min_area, split_file=args.split_file)
     return data, data, 1000
 
 
-def pascal5i(root: str, fold: int, split_file: str | None):
+def pascal5i(root: str, fold: int, split_file: str | None, min_area: int):
     """PASCAL-5i's fold from a VOC2012 folder: masks from SegmentationClassAug (HSNet's) if present, else
-    SegmentationClass; images of ``split_file``, else of VOC2012 val; class names of groupseg's VOC vocabulary."""
+    SegmentationClass; images of ``split_file``, else of VOC2012 val, holding a class where it covers ``min_area``
+    pixels (PFENet's rule; HSNet's ``name__NN`` lines name their pairs); class names of groupseg's VOC vocabulary."""
     from mmengine.config import Config
 
     from groupseg.data.few_shot import FewShotDatasetError, VOCLayout
@@ -112,12 +124,13 @@ def pascal5i(root: str, fold: int, split_file: str | None):
     if not osp.isfile(image_list):
         raise FewShotDatasetError(f"{image_list} does not exist: PASCAL-5i reads VOC2012 val's images; give a list "
                                   f"with --split-file (HSNet's data/splits/pascal/val/fold{fold}.txt)")  # fmt: skip
-    data = VOCLayout(root, Config.fromfile(VOC_CONFIG).class_names, masks, fold=fold, image_list=image_list)
+    data = VOCLayout(root, Config.fromfile(VOC_CONFIG).class_names, masks, fold=fold, image_list=image_list,
+                     min_area=min_area)
     classes = ", ".join(data.class_name(c) for c in data.items())
     if not any(data.items().values()):
         raise FewShotDatasetError(f"{image_list} holds no image of fold {fold}'s classes ({classes})")
-    print(f"note: PASCAL-5i fold {fold} ({classes}): images of {image_list}, masks from {osp.join(root, masks)}",
-          file=sys.stderr)  # fmt: skip
+    print(f"note: PASCAL-5i fold {fold} ({classes}): images of {image_list} (a class where it covers >= {min_area} "
+          f"pixels, or as its NAME__LABEL lines say), masks from {osp.join(root, masks)}", file=sys.stderr)  # fmt: skip
     return data
 
 

@@ -107,7 +107,7 @@ class FSS1000:
         return category.replace("_", " ")
 
 
-COCO_MIN_AREA = 2 * 32 * 32  # PFENet's rule: a class counts in an image when it covers at least this many pixels
+PFENET_MIN_AREA = 2 * 32 * 32  # PFENet's rule: a class counts in an image when it covers at least this many pixels
 
 
 class COCO20i:
@@ -123,7 +123,7 @@ class COCO20i:
 
     def __init__(
         self, root: str | os.PathLike, fold: int, split: str = "val2014", folds: int = 4,
-        min_area: float = COCO_MIN_AREA, split_file: str | os.PathLike | None = None,
+        min_area: float = PFENET_MIN_AREA, split_file: str | os.PathLike | None = None,
     ):  # fmt: skip
         from pycocotools.coco import COCO
 
@@ -203,11 +203,14 @@ class VOCLayout:
     themselves, label ``i`` first at ``i`` (``background`` first). ``image_list``: the images to read, one name a
     line (VOC's ``ImageSets/Segmentation/val.txt``, or HSNet's ``data/splits/pascal/val/fold<i>.txt`` whose
     ``name__NN`` lines also give the label): PASCAL-5i's queries are VOC2012 val images, while
-    ``SegmentationClassAug`` also holds the 10,582 training images (SBD); without a list every mask PNG is read."""
+    ``SegmentationClassAug`` also holds the 10,582 training images (SBD); without a list every mask PNG is read.
+    ``min_area``: an image holds a class when its label map has at least this many pixels of it (PFENet's
+    ``make_dataset`` keeps 2·32·32, :data:`PFENET_MIN_AREA`); not applied to ``name__NN`` lines, which name the
+    pairs themselves (HSNet's lists)."""
 
     def __init__(
         self, root: str | os.PathLike, vocabulary: str | os.PathLike | Sequence[str], masks: str = "SegmentationClass",
-        fold: int | None = None, image_list: str | os.PathLike | None = None,
+        fold: int | None = None, image_list: str | os.PathLike | None = None, min_area: int = 0,
     ):  # fmt: skip
         from ..zeroshot.vocabulary import parse_vocabulary
 
@@ -227,11 +230,12 @@ class VOCLayout:
         labels = range(1, len(self.names)) if fold is None else range(5 * fold + 1, 5 * fold + 6)
         self._items: dict[int, list[str]] = {label: [] for label in labels}
         self.listed: list[tuple[int, str]] = []  # (label, image) in the image list's order: HSNet's episode order
+        self.min_area = max(1, min_area)
         if image_list is None:
             for png in sorted(self.mask_dir.glob("*.png")):
-                for label in np.unique(_read_label_png(png)):
-                    if int(label) in self._items:
-                        self._items[int(label)].append(png.stem)
+                for label in self._present(png):
+                    if label in self._items:
+                        self._items[label].append(png.stem)
             return
         if not Path(image_list).is_file():
             raise FewShotDatasetError(f"image list {image_list} does not exist")
@@ -244,12 +248,16 @@ class VOCLayout:
             for path in (self.mask_dir / f"{name}.png", self.root / "JPEGImages" / f"{name}.jpg"):
                 if not path.is_file():
                     raise FewShotDatasetError(f"{image_list} lists {name}, but {path} does not exist")
-            present = [int(label)] if label else np.unique(_read_label_png(self.mask_dir / f"{name}.png"))
-            for label in present:
-                if int(label) in self._items:
-                    self.listed.append((int(label), name))
-                    if name not in self._items[int(label)]:
-                        self._items[int(label)].append(name)
+            for label in [int(label)] if label else self._present(self.mask_dir / f"{name}.png"):
+                if label in self._items:
+                    self.listed.append((label, name))
+                    if name not in self._items[label]:
+                        self._items[label].append(name)
+
+    def _present(self, png: Path) -> list[int]:
+        """The labels covering at least ``min_area`` pixels of a label PNG."""
+        labels, counts = np.unique(_read_label_png(png), return_counts=True)
+        return [int(label) for label, count in zip(labels, counts) if count >= self.min_area]
 
     def items(self) -> dict[int, list[str]]:
         return self._items
