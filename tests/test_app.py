@@ -241,6 +241,86 @@ def test_uploads_are_read_as_the_tools_read_them(scene_image, tmp_path):
     assert component.preprocess(None) is None
 
 
+@pytest.fixture(scope="module")
+def exemplar_page(handlers):
+    """The page's exemplar editor and the private event that turns its value into the /exemplar inputs."""
+    from groupseg.app.page import build_page
+
+    page = build_page(handlers, vocabulary_presets(None))
+    editor = next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "exemplar-editor")
+    event = next(f.fn for f in page.fns.values() if f.inputs == [editor])
+    return editor, event
+
+
+def _editor_value(editor, background: Path, painted: np.ndarray, as_blobs: bool = False):
+    """The editor's value as the page's event gets it from a payload: the background file and the paint layer as the
+    canvas exports it (RGBA at the size of the picture the browser showed: magenta where painted, transparent
+    elsewhere), sent as uploaded files or, by a realtime editor, as blobs."""
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+
+    layer = np.zeros((*painted.shape, 4), np.uint8)
+    layer[painted] = (255, 0, 255, 255)
+    Image.fromarray(layer).save(background.parent / "layer_0.png")
+    if as_blobs:
+        editor.blob_storage["blobs-1"] = EditorDataBlobs(
+            background=background.read_bytes(), layers=[(background.parent / "layer_0.png").read_bytes()],
+            composite=None)  # fmt: skip
+        return editor.preprocess(EditorData(id="blobs-1"))
+    files = [FileData(path=str(f), orig_name=f.name) for f in (background, background.parent / "layer_0.png")]
+    return editor.preprocess(EditorData(background=files[0], layers=files[1:]))
+
+
+@needs["exemplars"]
+def test_a_16_bit_exemplar_is_read_as_the_tools_read_it(exemplar_page, handlers, scene_image, tmp_path):
+    """Gradio's ImageEditor turns a 16-bit PNG white (PIL's convert clips it); the exemplar is the file as load_rgb
+    reads it, and the class it defines is the one the file itself defines."""
+    import gradio as gr
+
+    from groupseg.zeroshot import load_rgb
+
+    editor, event = exemplar_page
+    support, _ = sample(0, "val", 5, WorldConfig())
+    gray = support.image.mean(axis=2).astype(np.uint16) * 257  # 16-bit: what a scientific camera writes
+    Image.fromarray(gray).save(tmp_path / "deep.png")
+    painted = support.kind_mask > 0
+    background, mask = event(_editor_value(editor, tmp_path / "deep.png", painted))
+    assert np.array_equal(background, load_rgb(tmp_path / "deep.png"))
+    assert np.array_equal(background[..., 0], (gray >> 8).astype(np.uint8))  # not 255 everywhere
+    assert np.array_equal(mask > 0, painted)
+    head = dict(name="thing", vocabulary="background; blue shape", bg_thresh=0.4, bg_score="cosine")
+    want = handlers.exemplar(scene_image, str(tmp_path / "deep.png"), painted, **head)  # the file, read by the handler
+    np.testing.assert_array_equal(handlers.exemplar(scene_image, background, mask, **head).labels, want.labels)
+    (tmp_path / "notes.png").write_bytes(b"not a picture")
+    with pytest.raises(gr.Error, match="cannot read notes.png as an image"):
+        _editor_value(editor, tmp_path / "notes.png", painted)
+
+
+@needs["exemplars"]
+@pytest.mark.parametrize("as_blobs", [False, True], ids=["files", "blobs"])
+def test_a_mask_painted_on_an_exif_rotated_exemplar_lines_up(exemplar_page, handlers, scene_image, tmp_path,
+                                                            as_blobs):  # fmt: skip
+    """A phone photo is stored sideways with EXIF orientation 6; the browser shows it upright and the mask is painted
+    there. The exemplar is the upright picture (load_rgb), so the mask covers what was painted, not a stretched copy."""
+    from groupseg.zeroshot import load_rgb
+
+    editor, event = exemplar_page
+    support, _ = sample(0, "val", 5, WorldConfig())
+    upright = np.concatenate([support.image, support.image[:16]])  # 48 × 32: tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to show"
+    Image.fromarray(np.rot90(upright)).save(tmp_path / "phone.jpg", exif=exif, quality=95)  # stored 32 × 48
+    painted = np.zeros(upright.shape[:2], bool)
+    painted[4:20, 6:26] = True  # in the upright picture, as the browser showed it
+    background, mask = event(_editor_value(editor, tmp_path / "phone.jpg", painted, as_blobs=as_blobs))
+    assert background.shape == (48, 32, 3) and np.array_equal(background, load_rgb(tmp_path / "phone.jpg"))
+    assert np.abs(background.astype(int) - upright).mean() < 8  # upright, up to JPEG's loss
+    assert np.array_equal(mask > 0, painted)
+    head = dict(name="thing", vocabulary="background; blue shape", bg_thresh=0.4, bg_score="cosine")
+    want = handlers.exemplar(scene_image, str(tmp_path / "phone.jpg"), painted, **head)  # the file, read by the handler
+    np.testing.assert_array_equal(handlers.exemplar(scene_image, background, mask, **head).labels, want.labels)
+
+
 def test_presets_come_from_the_configs_and_the_synthetic_world():
     presets = vocabulary_presets(REPO / "configs")
     assert list(presets)[:2] == ["synthetic world: colours", "synthetic world: shapes"]

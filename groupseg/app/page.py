@@ -15,12 +15,14 @@ import shutil
 import tempfile
 import time
 import uuid
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from gradio.data_classes import FileData
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..zeroshot.single_image import load_rgb
 from .answer import Answer, Prompts, display_scale, prompt_view
@@ -31,6 +33,7 @@ log = logging.getLogger("groupseg.app")
 TITLE = "groupseg: zero-shot segmentation with GroupViT"
 CLICK_KINDS = ("positive point", "negative point", "box corner")
 KEEP_DOWNLOADS = 32  # answers whose download files stay in the app's temporary folder
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError)  # what reading an upload that is no image raises
 
 
 def image_input(**options) -> gr.Image:
@@ -48,10 +51,40 @@ def image_input(**options) -> gr.Image:
         try:
             path = getattr(payload, "path", None)
             return load_rgb(path) if as_tools and path else preprocess(payload)
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"cannot read {name} as an image ({type(err).__name__}): upload a PNG, JPEG or WebP",
-                           print_exception=False) from err  # fmt: skip
+        except UNREADABLE as err:
+            raise _unreadable(getattr(payload, "orig_name", None) or "the upload", err) from err
+
+    component.preprocess = readable
+    return component
+
+
+def exemplar_editor(brush_size: int) -> gr.ImageEditor:
+    """The exemplar's ``gr.ImageEditor``, whose value's background is the uploaded file as :func:`load_rgb` reads it
+    (H×W×3 uint8), as every other upload is: Gradio's own reading ignores EXIF orientation, so the mask, painted on the
+    upright picture the browser shows, would be stretched onto a sideways one, and it turns a 16-bit PNG white.
+    Layers and composite stay Gradio's RGBA arrays.
+
+    (Gradio 6's browser editor sends its canvas's export, already upright and 8-bit, once the user has painted; the
+    original file comes when the server set the value, or from a script.)
+    """
+    component = gr.ImageEditor(label="exemplar: image + painted mask", type="numpy", image_mode="RGBA",
+                               sources=["upload", "clipboard"],
+                               brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=brush_size),
+                               layers=False, transforms=(), elem_id="exemplar-editor")  # fmt: skip
+    preprocess = component.preprocess
+
+    def readable(payload):
+        if payload is None:
+            return None
+        blobs = component.blob_storage.get(payload.id) if payload.id is not None else None  # preprocess drops them
+        source = blobs.background if blobs is not None else payload.background
+        try:
+            value = preprocess(payload)
+            if source is not None:
+                value["background"] = _read_upload(source)
+        except UNREADABLE as err:
+            raise _unreadable(getattr(source, "orig_name", None) or "the exemplar image", err) from err
+        return value
 
     component.preprocess = readable
     return component
@@ -210,11 +243,7 @@ def build_page(
                         everything_button = gr.Button("Segment everything", variant="primary", elem_id="run-everything")
                     with gr.Tab("Exemplar", id="exemplar"):
                         gr.Markdown("Upload a second image and paint the region that shows the class.")
-                        editor = gr.ImageEditor(label="exemplar: image + painted mask", type="numpy",
-                                                image_mode="RGBA", sources=["upload", "clipboard"],
-                                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed",
-                                                               default_size=brush),
-                                                layers=False, transforms=(), elem_id="exemplar-editor")  # fmt: skip
+                        editor = exemplar_editor(brush)
                         exemplar_name = gr.Textbox(value="exemplar", label="class name of the exemplar",
                                                    info="it joins the vocabulary's classes (clear the vocabulary "
                                                    "for the exemplar alone)")  # fmt: skip
@@ -266,3 +295,17 @@ def launch_options(examples: list[str] | None = None) -> dict[str, Any]:
 
 def _complete_box(box: str | None) -> str | None:
     return box if box and len([v for v in box.replace(";", ",").split(",") if v.strip()]) == 4 else None
+
+
+def _unreadable(name: str, err: Exception) -> gr.Error:
+    """A one-line notice for an upload that is not an image, instead of Gradio's bare "Error"."""
+    return gr.Error(f"cannot read {name} as an image ({type(err).__name__}): upload a PNG, JPEG or WebP",
+                    print_exception=False)  # fmt: skip
+
+
+def _read_upload(source: FileData | bytes) -> np.ndarray:
+    """An uploaded file (or the bytes of one) → H×W×3 uint8, exactly as :func:`load_rgb` reads a path."""
+    if isinstance(source, FileData):
+        return load_rgb(source.path)
+    with Image.open(BytesIO(source)) as opened:
+        return load_rgb(ImageOps.exif_transpose(opened))
