@@ -18,16 +18,9 @@ from groupseg.app import AppInputError, Handlers
 from groupseg.app.handlers import read_vocabulary
 from groupseg.app.presets import held_out_images, vocabulary_presets
 from groupseg.synthetic.world import WorldConfig, sample, write_segmentation
+from helpers_tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 COLOURS = "background\nred shape\ngreen shape\nblue shape\nyellow shape\npurple shape\norange shape\npink shape"
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

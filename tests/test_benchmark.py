@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers_tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,11 +84,8 @@ def test_tiny_benchmark_writes_every_part(tmp_path):
 
 
 def test_an_out_path_that_is_a_folder_is_refused_before_measuring(tmp_path, capsys):
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("benchmark")
     assert tool.main(["--tiny", "--repeats", "1", "--only", "peak", "--out", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"error: --out {tmp_path} is a folder; give a file name\n"

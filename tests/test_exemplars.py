@@ -1,6 +1,5 @@
 """Exemplars: the pooled embedding, vocabularies with exemplars, their errors, and both tools that use them
 (tools/test.py with an exemplar vocabulary, tools/incontext.py)."""
-import importlib.util
 import re
 from pathlib import Path
 
@@ -15,15 +14,7 @@ from groupseg.prompts.exemplars import Exemplar, ExemplarError, exemplar_embeddi
 from groupseg.zeroshot import VocabularyError, class_embeddings, parse_vocabulary
 from groupseg.zeroshot.head import group_maps, pixel_groups
 from groupseg.zeroshot.single_image import IMAGENET_MEAN, IMAGENET_STD
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers_tools import REPO, load_tool
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The exported image tower (tools/export.py → ONNX Runtime) gives the eager model's outputs at any size and batch,
 drives the zero-shot segmentor and ZeroShotSegmenter to the eager labels, and refuses what it cannot run."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from groupseg.models.onnx_tower import OnnxImageTower, use_onnx_tower
 from groupseg.models.vision import bicubic_matrix
 from groupseg.zeroshot import GroupViTSegmentor
 from groupseg.zeroshot.head import seg_logits
+from helpers_tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["background", "cat", "dog", "car", "tree"]
@@ -127,15 +127,8 @@ def test_onnx_backend_refuses_a_missing_file_another_models_file_and_options_it_
         GroupViTSegmentor(model=sharp_tiny_model, vocabulary=CLASSES, test_cfg=dict(backend="tensorrt"))
 
 
-def load_export_tool():
-    spec = importlib.util.spec_from_file_location("groupseg_tool_export", REPO / "tools" / "export.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_export_tool_writes_a_checked_file_and_refuses_bad_input_in_one_line(sharp_tiny_model, tmp_path, capsys):
-    tool = load_export_tool()
+    tool = load_tool("export")
     checkpoint = groupseg.save_checkpoint(sharp_tiny_model, tmp_path / "ckpt")
     out = tmp_path / "tower.onnx"
 

@@ -1,9 +1,7 @@
 """Few-shot segmentation: the FG-IoU metric and episodes, FSS-1000 / COCO-20i / VOC-layout readers on generated
 layouts, the synthetic world's support split, the pixel-colour baseline, and tools/eval_fewshot.py."""
 import hashlib
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +14,9 @@ from groupseg.synthetic.colour_baseline import colour_baseline_mask
 from groupseg.synthetic.support import support_scene, write_support
 from groupseg.synthetic.world import WorldConfig, render, scene_rng, write_segmentation
 from groupseg.zeroshot import parse_vocabulary
+from helpers_tools import load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 WORLD = WorldConfig(image_size=32)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_foreground_iou_sums_each_class_over_its_episodes_then_averages_classes():

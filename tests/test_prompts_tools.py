@@ -1,6 +1,5 @@
 """The synthetic world's COCO instances, tools/segment_everything.py and tools/eval_prompts.py end to end on
 generated images, as a user runs them, and their one-line errors."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,15 +11,7 @@ from pycocotools import mask as mask_utils
 
 import groupseg
 from groupseg.synthetic.world import WorldConfig, sample
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers_tools import load_tool
 
 
 @pytest.fixture(scope="module")

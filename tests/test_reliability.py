@@ -3,7 +3,6 @@
 Tools run in-process through their ``main(argv)`` on data the tests write; training runs are tiny. The kill / SIGTERM
 and resume guarantees are in tests/test_train.py.
 """
-import importlib.util
 import json
 import os
 import pickle
@@ -29,16 +28,9 @@ from groupseg.models.checkpoint import CheckpointError
 from groupseg.engine.trainer import schedule
 from groupseg.synthetic.world import WorldConfig, write_segmentation
 from helpers_shards import make_dataset
+from helpers_tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC_TEST = str(REPO / "configs/synthetic/zeroshot_synthetic.py")
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -401,7 +393,6 @@ def test_a_global_batch_larger_than_the_dataset_is_refused(shards):
     cfg.data.batch_size = 64  # 48 samples in the shards
     with pytest.raises(ConfigError, match=r"global batch \(64 x 1 rank\(s\) = 64\) is larger than the 48 samples"):
         schedule(cfg, world_size=1)
-
 
 
 def test_shards_without_a_usable_sample_are_named_not_blamed_on_the_batch_size(tmp_path):

@@ -1,14 +1,12 @@
 """Every script in tools/ and tools/research/ answers ``--help`` at once: usage on stdout, exit code 0, and none of
 torch, mmengine or mmseg imported (seconds to load; the scripts import them after parsing their arguments)."""
-import importlib.util
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers_tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted([*REPO.glob("tools/*.py"), *REPO.glob("tools/research/*.py")])
 HEAVY = ("torch", "mmengine", "mmseg")
 
@@ -22,14 +20,6 @@ def test_help_answers_without_loading_torch_mmengine_or_mmseg(script):
     assert "usage" in result.stdout
     imported = [name for name in HEAVY if re.search(rf"^import time:.*\|\s*{name}$", result.stderr, re.M)]
     assert not imported, f"{script.name} --help imports {', '.join(imported)}"
-
-
-def load_tool(path: Path):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as an import would (dataclasses look their module up there)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_choices_the_tools_name_are_the_librarys():

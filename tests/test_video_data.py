@@ -10,6 +10,7 @@ from groupseg.synthetic.video import VideoConfig, make_clip, panomask, write_cli
 from groupseg.synthetic.world import WorldConfig
 from groupseg.video import FramesError, OverlayWriter, decode_panomask, list_clips, open_frames, read_categories
 from groupseg.video import read_panomask
+from helpers_tools import load_tool
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +175,8 @@ def test_bad_frame_sources_fail_with_one_line(tmp_path):
 
 
 def test_make_synthetic_writes_clips_beside_the_image_world_and_never_over_them_unasked(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("make_synthetic_tool", Path(__file__).parents[1] / "tools" /
-                                                  "make_synthetic.py")  # fmt: skip
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("make_synthetic")
     out = tmp_path / "world"
     assert tool.main([str(out), "--train", "0", "--val", "2", "--set", "image_size=24"]) == 0
     assert tool.main([str(out), "--video", "2", "--video-frames", "3", "--set", "image_size=24"]) == 0

@@ -1,8 +1,5 @@
 """tools/video.py and tools/eval_video.py end to end on generated clips, as a user runs them, and their errors."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,16 +8,7 @@ from PIL import Image
 import groupseg
 from groupseg.synthetic.video import VideoConfig, write_clips
 from groupseg.video import OverlayWriter, read_panomask
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_tool(name):
-    sys.path.insert(0, str(REPO / "tools"))
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers_tools import load_tool
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ no longer ships its conversion scripts), with the Conv1d kernel dims and a pickl
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -26,6 +25,7 @@ from transformers import GroupViTModel
 import groupseg
 from groupseg.models import GroupViT, GroupViTConfig
 from groupseg.models.checkpoint import CheckpointError
+from helpers_tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 ATOL = 1e-5
@@ -355,9 +355,7 @@ def test_convert_tool_round_trip(tmp_path):
 
 
 def test_convert_tool_rejects_junk_with_a_message(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "tools" / "convert_checkpoint.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("convert_checkpoint")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint\n")
     assert tool.main([str(junk), str(tmp_path / "out")]) == 2
@@ -369,9 +367,7 @@ def test_convert_tool_rejects_junk_with_a_message(tmp_path, capsys):
 
 
 def test_convert_tool_head_counts_are_never_dropped_or_forced_on_a_checkpoint_that_records_them(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "tools" / "convert_checkpoint.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("convert_checkpoint")
     case = CASES["depth211-patch8-img48"]
     hf = random_hf_model(case, seed=7)
     pth = write_official_pth(tmp_path / "official.pth", official_state(hf.state_dict(),

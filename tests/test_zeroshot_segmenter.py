@@ -1,5 +1,4 @@
 """ZeroShotSegmenter on every kind of image input, overlays, and tools/demo.py."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ from PIL import Image
 
 import groupseg
 from groupseg.zeroshot import make_palette, overlay
+from helpers_tools import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,9 +146,7 @@ def test_demo_writes_one_overlay_per_image(model, tmp_path, capsys):
     Image.fromarray(rng.integers(0, 256, (33, 71), dtype=np.uint8)).save(tmp_path / "gray.jpg")
     Image.fromarray(rng.integers(0, 256, (50, 21, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
     (tmp_path / "broken.jpg").write_bytes(b"junk")
-    spec = importlib.util.spec_from_file_location("groupseg_tool_demo", REPO / "tools/demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool("demo")
     images = [str(tmp_path / n) for n in ("gray.jpg", "rgba.png", "broken.jpg")]
     args = ["--vocab", "cat,dog,grass", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--short-side", "64"]
     assert demo.main([*images, *args]) == 0

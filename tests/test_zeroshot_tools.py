@@ -1,7 +1,6 @@
 """tools/test.py end to end on tiny VOC / Context / COCO-Object layouts (as a user runs it), its errors, and
 tools/convert_coco_object.py. The printed mIoU is checked against numpy over the written PNGs and the ground truth."""
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -16,21 +15,13 @@ from PIL import Image
 
 import groupseg
 from groupseg.zeroshot import COCO_OBJECT_CLASSES
+from helpers_tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = [  # short side 64, crops 32 / stride 16, no dataloader workers: seconds instead of minutes
     "test_dataloader.dataset.pipeline.1.scale=(2048,64)", "model.test_cfg.crop_size=(32,32)",
     "model.test_cfg.stride=(16,16)", "test_dataloader.num_workers=0",
 ]  # fmt: skip
 SIZES = [(40, 60), (52, 38), (44, 44)]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"groupseg_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as an import would (dataclasses look their module up there)
-    spec.loader.exec_module(module)
-    return module
 
 
 def blocky_labels(rng, shape, values):
