@@ -13,6 +13,15 @@ def _seed():
 
 
 @pytest.fixture(scope="module")
+def tiny_model():
+    """A random tiny GroupViT (seed 0), in eval mode."""
+    import groupseg
+
+    torch.manual_seed(0)
+    return groupseg.GroupViT(groupseg.build_config("groupvit-tiny")).eval()
+
+
+@pytest.fixture(scope="module")
 def sharp_tiny_model():
     """A random tiny GroupViT with sharpened assignments, so that several groups (and labels) share each image;
     without it one group covers the whole image and zero-shot comparisons would be trivial."""

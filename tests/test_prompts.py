@@ -5,7 +5,6 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-import groupseg
 from groupseg.prompts import GroupMaskGenerator, GroupPredictor, PromptError, RegionPredictor
 from groupseg.zeroshot import class_embeddings, parse_vocabulary
 
@@ -28,12 +27,6 @@ def soft(onehot_index: np.ndarray, groups: int, confidence: float) -> torch.Tens
     out = torch.full((groups, onehot_index.size), (1 - confidence) / groups)
     out[torch.from_numpy(onehot_index.ravel()), torch.arange(onehot_index.size)] += confidence
     return out
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return groupseg.GroupViT(groupseg.build_config("groupvit-tiny")).eval()
 
 
 @pytest.fixture(scope="module")

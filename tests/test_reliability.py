@@ -34,12 +34,6 @@ SYNTHETIC_TEST = str(REPO / "configs/synthetic/zeroshot_synthetic.py")
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return groupseg.GroupViT(groupseg.build_config("groupvit-tiny")).eval()
-
-
-@pytest.fixture(scope="module")
 def checkpoint(tiny_model, tmp_path_factory) -> str:
     return str(groupseg.save_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny"))
 
