@@ -25,13 +25,14 @@ def caption(i: int) -> str:
 
 
 def write_shard(path: Path, samples: list[dict]) -> None:
-    """samples: {"key": str, "jpg"/"png"/...: bytes, "txt": str | bytes, "json": dict}, written in that order."""
+    """samples: {"key": str, "jpg"/"png"/...: bytes, "txt": str | bytes, "json": dict (or str | bytes as is)}, written
+    in that order."""
     with tarfile.open(path, "w") as tf:
         for s in samples:
             for ext, value in s.items():
                 if ext == "key":
                     continue
-                if ext == "json":
+                if ext == "json" and not isinstance(value, (str, bytes)):
                     value = json.dumps(value)
                 data = value.encode() if isinstance(value, str) else value
                 info = tarfile.TarInfo(f"{s['key']}.{ext}")

@@ -353,3 +353,92 @@ def test_shard_lists_that_would_mislead_are_refused_in_one_line(data):
         resolve_shards(str(data["a"][0].parent))
     with pytest.raises(FileNotFoundError, match="wildcards are not"):
         resolve_shards(str(data["a"][0].parent / "*.tar"))
+
+
+def test_caption_only_in_json_is_read_and_txt_is_preferred(tmp_path):
+    """img2dataset writes the caption into KEY.json's "caption" too: a key without .txt/.text is read from there
+    (.txt wins when both exist); a .json without a caption string, or not JSON, stays a counted skip."""
+    from helpers_shards import image_bytes, write_shard
+
+    samples = [
+        {"key": "only_json", "jpg": image_bytes(0), "json": {"caption": "a dog from json", "status": "success"}},
+        {"key": "both", "jpg": image_bytes(1), "txt": "a cat from txt", "json": {"caption": "a cat from json"}},
+        {"key": "null_caption", "jpg": image_bytes(2), "json": {"caption": None}},
+        {"key": "not_json", "jpg": image_bytes(3), "json": b"{not json \xff"},
+        {"key": "a_list", "jpg": image_bytes(4), "json": "[1, 2]"},
+        {"key": "blank", "jpg": image_bytes(5), "json": {"caption": " \n "}},
+    ]
+    write_shard(tmp_path / "00000.tar", samples)
+    batches = load(str(tmp_path / "00000.tar"), batch_size=1, k=0)
+    assert {k: c for b in batches for k, c in zip(b["keys"], b["captions"])} == {
+        "only_json": "a dog from json", "both": "a cat from txt"}
+    total = sum((Counter(b["skipped"]) for b in batches), Counter())
+    assert total == {"missing_caption": 3, "empty_caption": 1}
+    assert count_samples(str(tmp_path / "00000.tar")) == 3  # a caption string, contents unchecked (as for .txt)
+
+
+def test_stale_or_malformed_stats_json_is_not_trusted(tmp_path, caplog):
+    """A _stats.json that is malformed, or claims more than the shard can hold, is ignored (warned, naming it) and
+    the shard is scanned; training's loader (num_batches from the estimate, a worker process) then runs as usual."""
+    paths, keys = make_dataset(tmp_path, num_shards=2, per_shard=6, stats=True)
+    stats = tmp_path / "00000_stats.json"
+    for text in ('{"successes": 1000}', '{"successes": 1e400}', '{"successes": "5"}', '{"successes": 5.5}',
+                 '{"successes": -5}', "[5]", '{"successes": 5'):  # fmt: skip
+        stats.write_text(text)
+        caplog.clear()
+        assert count_samples(pattern(paths)) == 12, text
+        assert f"ignoring {stats}" in caplog.text, text
+    stats.write_text('{"successes": 1000}')
+    n = estimate_batches_per_epoch(pattern(paths), batch_size=4)
+    batches = load(pattern(paths), num_workers=1, num_batches=n, k=0)
+    assert n == 3 and [b["batch_index"] for b in batches] == [0, 1, 2]
+    assert {k for b in batches for k in b["keys"]} == keys["valid"]
+
+
+def test_shards_without_a_usable_sample_are_one_line_errors_not_worker_tracebacks(tmp_path):
+    """Stats claiming samples of shards that hold none: a caption-less shard counts 0 (the trainer then stops in one
+    line before training); shards whose captions are all empty fail in the loader's worker with one line."""
+    from helpers_shards import image_bytes, write_shard
+
+    for name, extra in (("none", {"json": {"key": "x"}}), ("empty", {"txt": "  "})):
+        (tmp_path / name).mkdir()
+        for s in range(2):
+            write_shard(tmp_path / name / f"{s:05d}.tar",
+                        [{"key": f"{s:05d}{i:04d}", "jpg": image_bytes(i), **extra} for i in range(6)])  # fmt: skip
+            (tmp_path / name / f"{s:05d}_stats.json").write_text('{"count": 6, "successes": 6}')
+    assert count_samples(str(tmp_path / "none" / "{00000..00001}.tar")) == 0
+    shards = str(tmp_path / "empty" / "{00000..00001}.tar")
+    n = estimate_batches_per_epoch(shards, batch_size=4)  # empty captions are only seen when read: 12 samples
+    with pytest.raises(ValueError, match=r"hold no usable sample .*skipped: \{'empty_caption': 12\}") as err:
+        load(shards, num_workers=1, num_batches=n)
+    assert "\n" not in str(err.value) and str(tmp_path / "empty") in str(err.value)
+
+
+def test_an_error_in_a_loader_worker_does_not_hang_the_exit(tmp_path):
+    """Workers ignore a scheduler's SIGTERM (the main process saves a checkpoint first), but not the one by which
+    their own process terminates them at exit: a deaf worker hung the exit forever after a loader error."""
+    import subprocess
+    import sys
+
+    from helpers_shards import image_bytes, write_shard
+
+    write_shard(tmp_path / "00000.tar", [{"key": f"{i:09d}", "jpg": image_bytes(i), "txt": " "} for i in range(4)])
+    script = (
+        "import sys\nfrom groupseg.data.pairs import build_pair_loader\n"
+        f"loader = build_pair_loader({str(tmp_path / '00000.tar')!r}, 2, 32, 24, 0, 'light', 0, 0, 0, 1, 1, "
+        "num_batches=2)\n"
+        "try:\n    list(loader)\nexcept ValueError as err:\n    sys.exit(f'error: {err}')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and out.stderr.startswith("error: the 1 training shard(s)"), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["00000.tar.gz", "00000.tgz"])
+def test_compressed_shards_are_refused_in_one_line(data, tmp_path, name):
+    """The loader seeks inside shards, so it cannot read compressed ones: named up front, not counted unreadable."""
+    import gzip
+
+    (tmp_path / name).write_bytes(gzip.compress(data["b"][0].read_bytes()))
+    with pytest.raises(ValueError, match=rf"{name}' is compressed \(\.t?gz\).*decompress them first \(e\.g\. gunzip"):
+        resolve_shards([str(data["b"][0]), str(tmp_path / name)])

@@ -392,7 +392,7 @@ def test_a_global_batch_larger_than_the_dataset_is_refused(shards):
 def test_shards_without_a_usable_sample_are_named_not_blamed_on_the_batch_size(tmp_path):
     from helpers_shards import image_bytes, write_shard
 
-    write_shard(tmp_path / "00000.tar", [{"key": "k0", "jpg": image_bytes(0), "json": {"caption": "in json only"}}])
+    write_shard(tmp_path / "00000.tar", [{"key": "k0", "jpg": image_bytes(0), "json": {"caption": None}}])
     with pytest.raises(ConfigError, match="holds no sample with both an image .* and a caption"):
         schedule(training_config(tiny_training(str(tmp_path / "00000.tar"))), world_size=1)
 

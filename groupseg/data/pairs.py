@@ -3,7 +3,9 @@ split over ranks and DataLoader workers.
 
 Shards are plain ``.tar`` files in img2dataset's ``--output_format webdataset`` layout: consecutive members
 ``KEY.jpg`` (or ``.jpeg``/``.png``/``.webp``) and ``KEY.txt`` (or ``.text``, as in the reference's YFCC shards),
-optionally ``KEY.json`` (ignored). How a rank's stream is made, and why it resumes exactly:
+optionally ``KEY.json``, whose "caption" string (img2dataset writes the caption there too) is the caption of a key
+without ``.txt``/``.text``. Compressed shards (``.tar.gz``, ...) are refused: the loader seeks inside shards. How a
+rank's stream is made, and why it resumes exactly:
 
 1. Shards. Each dataset's shard list is shuffled by (seed, epoch), the same order on every rank, and dealt out
    round-robin: shard ``i`` of the shuffled list goes to rank ``i % world_size``.
@@ -21,6 +23,10 @@ optionally ``KEY.json`` (ignored). How a rank's stream is made, and why it resum
    never from a worker's RNG state.
 
 So the stream is a function of (seed, epoch, rank, world_size) only; it does not even depend on num_workers.
+
+Training sizes an epoch (``num_batches``) from ``count_samples``: img2dataset's ``<shard>_stats.json`` where present.
+That count is an estimate (a rank that runs short starts a new pass); a stats file that is malformed or plainly
+stale is ignored, with a warning naming it, and the shard scanned instead.
 
 An undecodable image is only found while decoding, after the batch boundaries are fixed: its slot is refilled with
 a fresh augmentation of another sample of the same batch (the image is still counted as skipped), so batches are
@@ -44,6 +50,7 @@ import os
 import random
 import signal
 import tarfile
+import threading
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,9 +71,10 @@ log = logging.getLogger(__name__)
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 CAPTION_EXTS = ("txt", "text")
 _READ_EXTS = frozenset((*IMAGE_EXTS, *CAPTION_EXTS, "json"))
+_DECOMPRESS = {"gz": "gunzip", "tgz": "gunzip", "bz2": "bunzip2", "xz": "unxz", "zst": "unzstd"}  # shard -> .tar
 SKIP_REASONS = (
     "missing_image",  # a key with a caption but no image member
-    "missing_caption",  # an image with no .txt/.text member
+    "missing_caption",  # an image with no .txt/.text member, and no .json with a "caption" string
     "empty_caption",  # caption empty or whitespace only
     "non_text_caption",  # caption bytes are not UTF-8 text (or contain NUL)
     "undecodable_image",  # PIL could not decode the image bytes
@@ -203,6 +211,13 @@ def resolve_shards(shards: str | Sequence[str | Mapping[str, Any]]) -> list[Shar
             f"training shard {folders[0]!r} is a folder; name its .tar files with a brace pattern, e.g. "
             f"'{os.path.join(folders[0], '{00000..00099}.tar')}' (data/README.md, 'Training data')"
         )
+    for p in every:  # tarfile would read them, but only front to back: the loader seeks inside shards
+        ext = p.rsplit(".", 1)[-1].lower()
+        if ext in _DECOMPRESS:
+            raise ValueError(
+                f"training shard {p!r} is compressed (.{ext}); the loader seeks inside shards, so they must be plain "
+                f".tar files: decompress them first (e.g. {_DECOMPRESS[ext]} {p}) and name the .tar files"
+            )
     seen: set[str] = set()
     for p in every:
         real = os.path.realpath(p)
@@ -319,22 +334,39 @@ def _classify(f, path: str, name: str, key: str, members: dict, pass_: int) -> _
     text = next((members[e] for e in CAPTION_EXTS if e in members), None)
     if image is None:
         return "missing_image"
-    if text is None:
-        return "missing_caption"
-    f.seek(text[0])
-    raw = f.read(text[1])
-    if len(raw) < text[1]:
-        raise tarfile.ReadError("unexpected end of data")
-    try:
-        caption = raw.decode("utf-8-sig")  # a leading byte-order mark (Windows editors write one) is not text
-    except UnicodeDecodeError:
-        return "non_text_caption"
+    if text is not None:
+        try:
+            caption = _read(f, text).decode("utf-8-sig")  # a leading byte-order mark (Windows editors write one)
+        except UnicodeDecodeError:
+            return "non_text_caption"
+    else:
+        caption = _json_caption(_read(f, members["json"])) if "json" in members else None
+        if caption is None:
+            return "missing_caption"
     if "\x00" in caption:
         return "non_text_caption"
     caption = caption.strip()
     if not caption:
         return "empty_caption"
     return _Record(path, key, caption, image[0], image[1], _uid(name, key), pass_)
+
+
+def _read(f, member: tuple[int, int]) -> bytes:
+    f.seek(member[0])
+    raw = f.read(member[1])
+    if len(raw) < member[1]:
+        raise tarfile.ReadError("unexpected end of data")
+    return raw
+
+
+def _json_caption(raw: bytes) -> str | None:
+    """The "caption" string of a ``KEY.json`` (img2dataset writes it there as well as in ``KEY.txt``); None where
+    there is none, or the member is not a JSON object."""
+    try:
+        caption = json.loads(raw).get("caption")
+    except (ValueError, AttributeError, RecursionError):  # not JSON (or not UTF-8/16/32), not an object
+        return None
+    return caption if isinstance(caption, str) else None
 
 
 def _scan_shard(path: str, pass_: int = 0) -> Iterator[_Record | str]:
@@ -362,23 +394,47 @@ def _scan_shard(path: str, pass_: int = 0) -> Iterator[_Record | str]:
 
 
 def _shard_count(path: str, use_stats: bool = True) -> int:
-    """Samples in a shard: img2dataset's ``<shard>_stats.json`` "successes" if present, else a header scan that
-    counts keys with an image and a caption member (caption contents unchecked)."""
+    """Samples in a shard: img2dataset's ``<shard>_stats.json`` "successes" if usable, else a header scan that
+    counts keys with an image and a caption (a .txt/.text member, its contents unchecked, or a .json caption)."""
     stats = os.path.splitext(path)[0] + "_stats.json"
     if use_stats and os.path.isfile(stats):
-        try:
-            with open(stats) as f:
-                return int(json.load(f)["successes"])
-        except (OSError, ValueError, KeyError, TypeError):
-            log.warning("ignoring malformed %s; counting by scanning", stats)
+        n = _stats_count(stats, path)
+        if n is not None:
+            return n
     n = 0
     try:
         with open(path, "rb") as f:
             for _, members in _groups(f):
-                n += any(e in members for e in IMAGE_EXTS) and any(e in members for e in CAPTION_EXTS)
+                if any(e in members for e in IMAGE_EXTS):
+                    n += any(e in members for e in CAPTION_EXTS) or (
+                        "json" in members and _json_caption(_read(f, members["json"])) is not None)
     except (OSError, EOFError, ValueError, tarfile.TarError) as err:
         log.warning("counting stopped early in damaged shard %s: %s", path, err)
     return n
+
+
+def _stats_count(stats: str, path: str) -> int | None:
+    """img2dataset's "successes" in ``stats``; None (warned) where it is malformed or plainly stale. The count only
+    sizes an epoch (a rank that runs short of ``num_batches`` starts a new pass), so a stale one that looks right is
+    harmless; but one claiming more than the shard's bytes can hold, or samples in a shard without a usable one
+    (which could leave a rank nothing to train on), is not trusted: checking costs a stat and a few header reads."""
+    try:
+        with open(stats) as f:
+            n = json.load(f)["successes"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+        problem = f"no \"successes\" count in it ({type(err).__name__}: {err})"
+    else:
+        size = os.path.getsize(path)
+        if type(n) is not int or n < 0:
+            problem = f"\"successes\" is {n!r}, not a sample count"
+        elif n > size // 1024:  # a sample is two tar members at least, each with a 512-byte header
+            problem = f"it claims {n} samples, more than the {size} bytes of {path} can hold"
+        elif n and not any(isinstance(event, _Record) for event in _scan_shard(path)):
+            problem = f"it claims {n} samples, but {path} holds no usable one"
+        else:
+            return n
+    log.warning("ignoring %s: %s; counting by scanning the shard", stats, problem)
+    return None
 
 
 def count_samples(shards: str | Sequence[str | Mapping[str, Any]], use_stats: bool = True) -> int:
@@ -403,6 +459,17 @@ def estimate_batches_per_epoch(
 
 
 # ------------------------------------------------------------------------------------------------------- the stream
+class ShardError(ValueError):
+    """Shards that cannot make an epoch. Raised in a DataLoader worker, it reaches the main process as torch
+    re-raises it, ``ShardError("Caught ShardError in DataLoader worker ...<the worker's traceback>")``: only the
+    message is kept, so that tools/train.py reports it in one line, not as a traceback from inside a worker."""
+
+    def __init__(self, message: str):
+        if "\nOriginal Traceback" in message:
+            message = message.rstrip().rpartition("\n")[2].partition(": ")[2]
+        super().__init__(message)
+
+
 def _rank_shards(source: ShardSource, index: int, seed: int, epoch: int, pass_: int, rank: int, world: int):
     order = np.random.default_rng([seed, epoch, pass_, index]).permutation(len(source.shards))
     return [source.shards[i] for i in order[rank::world]]
@@ -417,12 +484,19 @@ def _source_events(
         shards = _rank_shards(source, index, seed, epoch, pass_, rank, world)
         events = (event for path in shards for event in _scan_shard(path, pass_))
         rng = np.random.default_rng([seed, epoch, rank, index, pass_, 2])
-        any_valid = False
+        any_valid, skipped = False, Counter()
         for event in _shuffled(events, buffer, rng):
-            any_valid = any_valid or not isinstance(event, str)
+            if isinstance(event, str):
+                skipped[event] += 1
+            else:
+                any_valid = True
             yield event
         if repeat and not any_valid:
-            raise RuntimeError(f"rank {rank} found no usable sample in its shards of {source.shards[:3]}...")
+            raise ShardError(
+                f"the {len(shards)} training shard(s) dealt to rank {rank} in epoch {epoch} hold no usable sample "
+                f"(an image and a non-empty UTF-8 caption; skipped: {dict(skipped)}), e.g. {shards[0]}: check them "
+                "as data/README.md ('Training data') shows"
+            )
 
 
 def _mixed(streams: list[Iterator], weights: list[float], rng: np.random.Generator) -> Iterator:
@@ -711,6 +785,19 @@ def build_pair_loader(
 def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
     """Ctrl-C and a scheduler's SIGTERM reach the whole process group. The trainer's main process answers them by
     finishing its step and saving a checkpoint, which needs no more batches; workers that died of the signal would
-    instead break the batch it is waiting for. Workers still exit with the main process (DataLoader's watchdog)."""
+    instead break the batch it is waiting for. Workers still exit with the main process (DataLoader's watchdog), and
+    on a SIGTERM sent by the main process itself: multiprocessing terminates daemonic workers that way at exit, and
+    joins them, so a deaf worker hung the exit forever after an error raised while a loader was being iterated."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):  # macOS: no sender to tell apart
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started from here on inherit the mask
+    parent = os.getppid()
+
+    def exit_when_the_parent_asks() -> None:
+        while signal.sigwaitinfo({signal.SIGTERM}).si_pid != parent:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=exit_when_the_parent_asks, daemon=True).start()

@@ -89,8 +89,9 @@ def schedule(cfg: TrainingConfig, world_size: int) -> dict[str, Any]:
         samples = count_samples(cfg.data.train)
     if samples == 0:
         raise ConfigError(
-            "data.train holds no sample with both an image (.jpg/.jpeg/.png/.webp) and a caption (.txt/.text) "
-            "member: check the shards' contents and format (plain .tar; data/README.md, 'Training data')"
+            "data.train holds no sample with both an image (.jpg/.jpeg/.png/.webp) and a caption (a .txt/.text "
+            "member, or a \"caption\" in KEY.json): check the shards' contents and format (plain .tar; "
+            "data/README.md, 'Training data')"
         )
     if samples < global_batch:
         raise ConfigError(
