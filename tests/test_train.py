@@ -118,6 +118,26 @@ def test_killed_or_terminated_and_resumed_run_equals_uninterrupted_run_bitwise(t
 
 
 @pytest.mark.slow
+def test_a_sigterm_to_the_whole_process_group_saves_though_loader_workers_receive_it_too(tmp_path, shards):
+    """A scheduler (and Ctrl-C) signals the process group: the loader's workers get SIGTERM too and must not die of
+    it before the main process has finished its step and saved; they still exit when their own process ends."""
+    cfg = write_config(tmp_path, shards, epochs=8)
+    work = tmp_path / "group"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(train_cmd(cfg, work, "--cfg-options", "data.num_workers=2"), env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    ready = work / "metrics.jsonl"  # step 2 logged: the workers have built batches
+    while not (ready.exists() and ready.stat().st_size) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "SIGTERM received: saved" in stderr and "Traceback" not in stderr
+    assert (work / "checkpoints" / "latest").read_text().strip() != "step_00000040"
+
+
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, shards):
     cfg = write_config(tmp_path, shards)
     out = run(train_cmd(cfg, tmp_path / "nan", "--cfg-options", "model.logit_scale_init=nan"))
